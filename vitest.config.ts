@@ -9,8 +9,21 @@ export default defineConfig({
       {
         test: {
           name: "unit",
-          include: ["packages/*/src/**/*.test.ts", "packages/*/test/unit/**/*.test.ts", "test/unit/**/*.test.ts"],
+          include: [
+            "packages/*/src/**/*.test.ts",
+            "packages/*/test/unit/**/*.test.ts",
+            "test/unit/**/*.test.ts",
+          ],
           pool: "threads",
+        },
+      },
+      {
+        test: {
+          name: "lifecycle",
+          include: ["test/lifecycle/**/*.test.ts"],
+          pool: "forks",
+          fileParallelism: false,
+          testTimeout: 300_000,
         },
       },
       {

@@ -14,8 +14,8 @@ PNPM_VERSION="10.34.8"
 GATEWAY_API_VERSION="v1.6.1"
 DEBIAN_PACKAGES=(iproute2 nftables iptables conntrack containernetworking-plugins haproxy wrk)
 
-log() { printf '[bootstrap %5.1fs] %s\n' "$(( $(date +%s%N) / 1000000 - BOOT_T0 ))e-3" "$*" >&2; }
-BOOT_T0=$(( $(date +%s%N) / 1000000 ))
+log() { printf "[bootstrap %ss] %s\n" "$(( $(date +%s) - BOOT_T0 ))" "$*" >&2; }
+BOOT_T0=$(date +%s)
 mkdir -p "$TOOLS/bin"
 
 # --- Debian packages -------------------------------------------------------
@@ -56,12 +56,19 @@ fi
 
 # --- kubebox: Kubernetes components + etcd + kubectl, one Go binary ----------
 kb_src="$TRELLIS_ROOT/test/cluster/kubebox"
-kb_hash="$(cat "$kb_src"/go.mod "$kb_src"/go.sum "$kb_src"/*.go | sha256sum | cut -c1-16)"
+# Stamp the version the module really is; without it the components report v0.0.0-master.
+kb_version="$(sed -n 's/^\s*k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' "$kb_src/go.mod")"
+kb_minor="$(echo "$kb_version" | cut -d. -f2)"
+kb_ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  kb_ldflags+=" -X $pkg.gitVersion=$kb_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$kb_minor -X $pkg.gitTreeState=clean"
+done
+kb_hash="$( (cat "$kb_src"/go.mod "$kb_src"/go.sum "$kb_src"/*.go; echo "$kb_ldflags") | sha256sum | cut -c1-16)"
 if [[ ! -x "$TOOLS/bin/kubebox" || "$(cat "$TOOLS/.kubebox.stamp" 2>/dev/null)" != "$kb_hash" ]]; then
   command -v go >/dev/null || { echo "bootstrap: Go is required to build kubebox" >&2; exit 1; }
   log "building kubebox (kube-apiserver, controller-manager, scheduler, proxy, kubectl, etcd) — first build takes a while"
   t0=$(date +%s)
-  (cd "$kb_src" && go build -trimpath -ldflags='-s -w' -o "$TOOLS/bin/kubebox.new" . && mv "$TOOLS/bin/kubebox.new" "$TOOLS/bin/kubebox")
+  (cd "$kb_src" && go build -trimpath -ldflags="$kb_ldflags" -o "$TOOLS/bin/kubebox.new" . && mv "$TOOLS/bin/kubebox.new" "$TOOLS/bin/kubebox")
   echo "$kb_hash" >"$TOOLS/.kubebox.stamp"
   log "kubebox built in $(( $(date +%s) - t0 ))s"
 fi
