@@ -63,7 +63,13 @@ export type HTTPHeader = { name: string; value: string };
 
 export type ProbeHandler = {
   exec?: { command?: string[] };
-  httpGet?: { path?: string; port: number | string; host?: string; scheme?: string; httpHeaders?: HTTPHeader[] };
+  httpGet?: {
+    path?: string;
+    port: number | string;
+    host?: string;
+    scheme?: string;
+    httpHeaders?: HTTPHeader[];
+  };
   tcpSocket?: { port: number | string; host?: string };
   grpc?: { port: number; service?: string };
 };
@@ -280,7 +286,12 @@ export type Lease = {
   apiVersion?: string;
   kind?: string;
   metadata: ObjectMeta;
-  spec?: { holderIdentity?: string; leaseDurationSeconds?: number; renewTime?: string; [key: string]: unknown };
+  spec?: {
+    holderIdentity?: string;
+    leaseDurationSeconds?: number;
+    renewTime?: string;
+    [key: string]: unknown;
+  };
 };
 
 export type TokenRequest = {

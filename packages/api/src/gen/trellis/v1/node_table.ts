@@ -319,8 +319,8 @@ export interface NodeTable {
   /** Every backend referenced by a rule, a mirror or a default route. Sorted by id. */
   backends: Backend[];
   /**
-   * Pods scheduled on this node (host-network pods excluded). Sorted by
-   * namespace, then name.
+   * Pods scheduled on this node, host-network and finished pods excluded,
+   * pods still without an IP included. Sorted by namespace, then name.
    */
   localPods: LocalPod[];
 }

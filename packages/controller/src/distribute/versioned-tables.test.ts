@@ -1,0 +1,51 @@
+import type { NodeTable } from "@trellis/api";
+import { describe, expect, it } from "vitest";
+import { VersionedTables } from "./versioned-tables.ts";
+
+const table = (node: string, pods: string[]): NodeTable => ({
+  node,
+  services: [],
+  backends: [],
+  localPods: pods.map((name) => ({ namespace: "ns", name, ips: [], captured: true })),
+});
+
+describe("VersionedTables", () => {
+  it("bumps a node's version only when its table content changes", () => {
+    const v = new VersionedTables(7);
+    expect(
+      v.update(
+        new Map([
+          ["n1", table("n1", ["a"])],
+          ["n2", table("n2", [])],
+        ]),
+      ).changed,
+    ).toEqual(["n1", "n2"]);
+    const first = v.get("n1")!.table.version;
+    expect(
+      v.update(
+        new Map([
+          ["n1", table("n1", ["a"])],
+          ["n2", table("n2", [])],
+        ]),
+      ).changed,
+    ).toEqual([]);
+    expect(v.get("n1")!.table.version).toEqual(first);
+    expect(
+      v.update(
+        new Map([
+          ["n1", table("n1", ["a", "b"])],
+          ["n2", table("n2", [])],
+        ]),
+      ).changed,
+    ).toEqual(["n1"]);
+    expect(v.get("n1")!.table.version?.epoch).toBe(7);
+    expect(v.get("n1")!.table.version?.number).toBeGreaterThan(first!.number);
+  });
+
+  it("forgets nodes that no longer have a table", () => {
+    const v = new VersionedTables(1);
+    v.update(new Map([["n1", table("n1", [])]]));
+    expect(v.update(new Map()).removed).toEqual(["n1"]);
+    expect(v.nodes()).toEqual([]);
+  });
+});

@@ -1,0 +1,46 @@
+// The cluster-in-a-box has no container images: an image name maps to a
+// command on this machine. The node simulator resolves a container's command
+// from this map with Kubernetes semantics (see sim/command.ts):
+//   entrypoint ~ the image's ENTRYPOINT, cmd ~ its CMD.
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export type ImageSpec = {
+  /** The image ENTRYPOINT; replaced by a container's `command`. */
+  entrypoint: readonly string[];
+  /** The image CMD; replaced by a container's `args` (and dropped when `command` is set). */
+  cmd: readonly string[];
+  /** Default working directory (the container's `workingDir` wins). */
+  workingDir?: string;
+  /** Image environment; container env wins. */
+  env?: Readonly<Record<string, string>>;
+};
+
+export const TRELLIS_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+/** Node 24, the binary running this code (never the system node). */
+const node = process.execPath;
+
+export const images: Readonly<Record<string, ImageSpec>> = {
+  "trellis.local/echo": {
+    entrypoint: [node, join(TRELLIS_ROOT, "test/workloads/echo.ts")],
+    cmd: [],
+  },
+  /** A shell toolbox: runs `command`/`args` with the host's binaries; idles by default. */
+  "trellis.local/shell": {
+    entrypoint: [],
+    cmd: ["sleep", "infinity"],
+  },
+};
+
+/** Strips tag and digest: "trellis.local/echo:1.2@sha256:…" → "trellis.local/echo". */
+export function imageRepository(image: string): string {
+  const noDigest = image.split("@")[0] ?? image;
+  const lastSlash = noDigest.lastIndexOf("/");
+  const lastColon = noDigest.lastIndexOf(":");
+  return lastColon > lastSlash ? noDigest.slice(0, lastColon) : noDigest;
+}
+
+export function lookupImage(image: string): ImageSpec | undefined {
+  return images[imageRepository(image)];
+}
