@@ -112,8 +112,10 @@ function describeRule(rule: Rule): Described {
   }
   if (rule.mirrors.length > 0)
     out.mirrors = rule.mirrors.map((m) => `${m.numerator}/${m.denominator} → ${m.backendId}`);
-  if (rule.timeouts)
-    out.timeouts = `request ${rule.timeouts.requestMs}ms, backendRequest ${rule.timeouts.backendRequestMs}ms`;
+  if (rule.timeouts) {
+    const ms = (value: number) => (value === 0 ? "none" : `${value}ms`);
+    out.timeouts = `request ${ms(rule.timeouts.requestMs)}, backendRequest ${ms(rule.timeouts.backendRequestMs)}`;
+  }
   if (rule.retry) {
     const n = rule.retry.attempts;
     out.retry = `${n} retr${n === 1 ? "y" : "ies"} on ${rule.retry.codes.join(",") || "connection failures"}, backoff ${rule.retry.backoffMs}ms`;

@@ -68,7 +68,14 @@ export function bindParent(route: RouteObject, ref: ParentRefSpec, snapshot: Sna
       message: `${ref.field}: Service ${serviceName} is type ExternalName and has no cluster IP to route; attach the route to a ClusterIP Service`,
     };
   }
-  if (service.headless || service.clusterIPs.length === 0) {
+  if (!service.headless && service.clusterIPs.length === 0) {
+    return {
+      ok: false,
+      reason: "UnsupportedValue",
+      message: `${ref.field}: Service ${serviceName} has no cluster IP yet, so there is no address Trellis could route; wait for the API server to allocate one`,
+    };
+  }
+  if (service.headless) {
     return {
       ok: false,
       reason: "UnsupportedValue",

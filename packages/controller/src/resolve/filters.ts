@@ -204,7 +204,8 @@ export function translateFilters(
 function unsupportedTypeMessage(type: string, ctx: FilterContext, allowed: readonly string[]): string {
   const where =
     ctx.level === "backend" ? `on ${article(ctx.routeKind)} backendRef` : `in ${article(ctx.routeKind)} rule`;
-  const consequence = "until it is removed, requests matching this rule get HTTP 500";
+  const error = ctx.routeKind === "GRPCRoute" ? "gRPC UNAVAILABLE" : "HTTP 500";
+  const consequence = `until it is removed, requests matching this rule get ${error}`;
   if (type === "ExtensionRef") {
     return `ExtensionRef filters are not supported by Trellis; remove the filter (${consequence})`;
   }

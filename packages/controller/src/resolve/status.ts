@@ -61,7 +61,7 @@ export function parentStatus(
       type: "PartiallyInvalid",
       status: "True",
       reason: ruleIssues[0]!.reason,
-      message: `Rule${rules.length > 1 ? "s" : ""} ${rules.join(", ")} answer${rules.length > 1 ? "" : "s"} HTTP 500 until fixed: ${ruleIssues
+      message: `Rule${rules.length > 1 ? "s" : ""} ${rules.join(", ")} answer${rules.length > 1 ? "" : "s"} ${route.kind === "GRPCRoute" ? "gRPC UNAVAILABLE" : "HTTP 500"} until fixed: ${ruleIssues
         .map((i) => `${i.field}: ${i.message}`)
         .join("; ")}`,
       observedGeneration: route.generation,
