@@ -2,8 +2,8 @@
 // command on this machine. The node simulator resolves a container's command
 // from this map with Kubernetes semantics (see sim/command.ts):
 //   entrypoint ~ the image's ENTRYPOINT, cmd ~ its CMD.
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { TRELLIS_ROOT } from "./layout.ts";
 
 export type ImageSpec = {
   /** The image ENTRYPOINT; replaced by a container's `command`. */
@@ -16,7 +16,7 @@ export type ImageSpec = {
   env?: Readonly<Record<string, string>>;
 };
 
-export const TRELLIS_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export { TRELLIS_ROOT } from "./layout.ts";
 
 /** Node 24, the binary running this code (never the system node). */
 const node = process.execPath;
@@ -24,6 +24,11 @@ const node = process.execPath;
 export const images: Readonly<Record<string, ImageSpec>> = {
   "trellis.local/echo": {
     entrypoint: [node, join(TRELLIS_ROOT, "test/workloads/echo.ts")],
+    cmd: [],
+  },
+  /** Makes requests from inside its pod on demand (`GET /dial?url=…`), so tests can act as a client pod. */
+  "trellis.local/netexec": {
+    entrypoint: [node, join(TRELLIS_ROOT, "test/workloads/netexec.ts")],
     cmd: [],
   },
   /** A shell toolbox: runs `command`/`args` with the host's binaries; idles by default. */

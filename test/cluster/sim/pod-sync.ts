@@ -3,6 +3,7 @@
 // The node authorizer lets a node list/watch pods only with
 // fieldSelector=spec.nodeName=<node>, so that is how they are watched.
 import type { Logger } from "pino";
+import { Backoff, sleep } from "./backoff.ts";
 import type { CniRuntime } from "./cni-runtime.ts";
 import type { NodeConfig } from "./config.ts";
 import type { EventRecorder } from "./events.ts";
@@ -64,9 +65,7 @@ export class PodSync {
   /** Cleans up after an earlier run, then starts watching this node's pods. */
   async start(): Promise<void> {
     await this.#cni.ensureDefaultConfig();
-    const list = await this.#deps.api.get<ObjectList<Pod>>("/api/v1/pods", {
-      fieldSelector: this.#fieldSelector,
-    });
+    const list = await this.#initialList();
     const pods = new Map(list.items.map((p) => [p.metadata.uid ?? "", p]));
     this.#adopted = await cleanUpLeftovers({
       cfg: this.#deps.cfg,
@@ -79,6 +78,21 @@ export class PodSync {
     this.#informer.start();
     await this.#informer.waitForSync();
     this.#log.info({ pods: this.#workers.size }, "pod sync started");
+  }
+
+  async #initialList(): Promise<ObjectList<Pod>> {
+    const backoff = new Backoff({ initialMs: 500, maxMs: 10_000 });
+    for (;;) {
+      try {
+        return await this.#deps.api.get<ObjectList<Pod>>("/api/v1/pods", {
+          fieldSelector: this.#fieldSelector,
+        });
+      } catch (err) {
+        const delay = backoff.next();
+        this.#log.warn({ err: String(err), retryInMs: delay }, "listing this node's pods failed");
+        await sleep(delay);
+      }
+    }
   }
 
   #upsert(pod: Pod, old: Pod | undefined): void {

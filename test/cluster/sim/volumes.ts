@@ -203,8 +203,12 @@ export class PodVolumes {
       case "Socket":
         if (!info?.isSocket()) throw new VolumeError(`hostPath ${path} is not a socket`);
         return;
+      case "":
+        // no checks; a missing source becomes a directory, as containerd makes it
+        if (!info) await mkdir(path, { recursive: true, mode: 0o755 });
+        return;
       default:
-        if (!info) throw new VolumeError(`hostPath ${path} does not exist`);
+        if (!info) throw new VolumeError(`hostPath ${path} (type ${type}) does not exist`);
     }
   }
 
