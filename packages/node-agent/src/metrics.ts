@@ -16,7 +16,7 @@ export interface RequestLabels {
 }
 
 interface Children {
-  count: Counter.Internal<string>;
+  count: Counter.Internal;
   duration: Histogram.Internal<string>;
 }
 
@@ -42,7 +42,15 @@ export class AgentMetrics {
     this.#requests = new Counter({
       name: "trellis_requests_total",
       help: "Requests handled by the agent, by client namespace, destination service port, route, rule, backend and outcome.",
-      labelNames: ["source_namespace", "destination_service", "route", "rule", "backend", "code", "grpc_status"],
+      labelNames: [
+        "source_namespace",
+        "destination_service",
+        "route",
+        "rule",
+        "backend",
+        "code",
+        "grpc_status",
+      ],
       registers,
     });
     this.#duration = new Histogram({

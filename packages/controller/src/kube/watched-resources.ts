@@ -2,6 +2,9 @@
 // typed client are class instances with Date fields, while watch events are
 // plain JSON; `toPlainObject` makes both the same plain JSON the snapshot
 // builder reads, with kind and apiVersion stamped (list items carry neither).
+// ReferenceGrants are read at v1beta1, the version every Gateway API release
+// since v0.6 serves (v1 only since v1.5); they do not change routing in the
+// mesh (GEP-1294), so the older version loses nothing.
 import {
   CoreV1Api,
   CustomObjectsApi,
@@ -91,5 +94,9 @@ export function toPlainObject(resource: WatchedResource, obj: KubernetesObject):
   const plain = JSON.parse(JSON.stringify(obj)) as Record<string, unknown>;
   plain.kind = resource.kind;
   plain.apiVersion = resource.apiVersion;
+  // managedFields is often the largest part of an object and nothing here
+  // reads it; the informer's own cache keeps the original.
+  const meta = plain.metadata;
+  if (typeof meta === "object" && meta !== null) delete (meta as Record<string, unknown>).managedFields;
   return plain;
 }

@@ -5,11 +5,11 @@
 import type { Backend } from "@trellis/api";
 import {
   type BackendObjectRefSpec,
+  type EndpointSliceObject,
   objectKey,
   type RouteKindName,
   type ServiceObject,
   type ServicePortObject,
-  type Snapshot,
 } from "../snapshot/snapshot.ts";
 import { endpointsOf } from "./endpoints.ts";
 import { backendProtocol, protocolLabel, routeKindFits } from "./protocol.ts";
@@ -32,33 +32,51 @@ export function describePorts(service: ServiceObject): string {
   return tcp.map((p) => (p.name ? `${p.port} (${p.name})` : `${p.port}`)).join(", ") || "none";
 }
 
-export class BackendCatalog {
-  readonly #snapshot: Snapshot;
-  readonly #backends = new Map<string, Backend>();
+/** "<namespace>/<name>:<port>" → the Service key and port it names. */
+export function parseBackendId(id: string): { readonly serviceKey: string; readonly port: number } {
+  const colon = id.lastIndexOf(":");
+  return { serviceKey: id.slice(0, colon), port: Number(id.slice(colon + 1)) };
+}
 
-  constructor(snapshot: Snapshot) {
-    this.#snapshot = snapshot;
+/** The one Backend of a Service port: its endpoints from the Service's EndpointSlices. */
+export function buildBackend(
+  service: ServiceObject,
+  port: ServicePortObject,
+  slices: readonly EndpointSliceObject[],
+): Backend {
+  return {
+    id: backendId(service.namespace, service.name, port.port),
+    serviceNamespace: service.namespace,
+    serviceName: service.name,
+    servicePort: port.port,
+    protocol: backendProtocol(port).protocol,
+    endpoints: endpointsOf(port, slices),
+  };
+}
+
+/**
+ * Resolves one route's backendRefs against the Services, and remembers what
+ * it looked at: which Services (found or not) the result depends on, and
+ * which backends it handed out. That record is what lets a route's compiled
+ * form be reused until one of those Services changes.
+ */
+export class BackendRefResolver {
+  readonly #services: ReadonlyMap<string, ServiceObject>;
+  readonly #lookedUp = new Map<string, ServiceObject | undefined>();
+  readonly #backendIds = new Set<string>();
+
+  constructor(services: ReadonlyMap<string, ServiceObject>) {
+    this.#services = services;
   }
 
-  /** Every backend handed out so far. */
-  get backends(): ReadonlyMap<string, Backend> {
-    return this.#backends;
+  /** Every Service key looked up, with what was found then. */
+  get lookedUp(): ReadonlyMap<string, ServiceObject | undefined> {
+    return this.#lookedUp;
   }
 
-  forServicePort(service: ServiceObject, port: ServicePortObject): string {
-    const id = backendId(service.namespace, service.name, port.port);
-    if (!this.#backends.has(id)) {
-      const slices = this.#snapshot.endpointSlices.get(objectKey(service.namespace, service.name)) ?? [];
-      this.#backends.set(id, {
-        id,
-        serviceNamespace: service.namespace,
-        serviceName: service.name,
-        servicePort: port.port,
-        protocol: backendProtocol(port).protocol,
-        endpoints: endpointsOf(port, slices),
-      });
-    }
-    return id;
+  /** Every backend id handed out. */
+  get backendIds(): ReadonlySet<string> {
+    return this.#backendIds;
   }
 
   resolve(ref: BackendObjectRefSpec, routeKind: RouteKindName): BackendRefResult {
@@ -71,7 +89,8 @@ export class BackendCatalog {
       };
     }
     const name = objectKey(ref.namespace, ref.name);
-    const service = this.#snapshot.services.get(name);
+    const service = this.#services.get(name);
+    this.#lookedUp.set(name, service);
     if (!service) {
       return {
         ok: false,
@@ -113,6 +132,8 @@ export class BackendCatalog {
         }`,
       };
     }
-    return { ok: true, backendId: this.forServicePort(service, port) };
+    const id = backendId(service.namespace, service.name, port.port);
+    this.#backendIds.add(id);
+    return { ok: true, backendId: id };
   }
 }

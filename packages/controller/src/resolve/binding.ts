@@ -7,7 +7,6 @@ import {
   type RouteObject,
   type ServiceObject,
   type ServicePortObject,
-  type Snapshot,
 } from "../snapshot/snapshot.ts";
 import { declaredProtocol, protocolLabel, routeKindFits } from "./protocol.ts";
 import { article } from "./wording.ts";
@@ -43,7 +42,11 @@ export function parentRefOwner(ref: ParentRefSpec): ParentRefOwner {
   return "other";
 }
 
-export function bindParent(route: RouteObject, ref: ParentRefSpec, snapshot: Snapshot): ParentBinding {
+export function bindParent(
+  route: RouteObject,
+  ref: ParentRefSpec,
+  services: ReadonlyMap<string, ServiceObject>,
+): ParentBinding {
   if (parentRefOwner(ref) === "trellis-misgrouped") {
     return {
       ok: false,
@@ -53,7 +56,7 @@ export function bindParent(route: RouteObject, ref: ParentRefSpec, snapshot: Sna
   }
   const namespace = ref.namespace ?? route.namespace;
   const serviceName = objectKey(namespace, ref.name);
-  const service = snapshot.services.get(serviceName);
+  const service = services.get(serviceName);
   if (!service) {
     return {
       ok: false,

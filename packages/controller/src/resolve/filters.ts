@@ -15,7 +15,7 @@ import type {
   PathModifierSpec,
   RouteKindName,
 } from "../snapshot/snapshot.ts";
-import type { BackendCatalog } from "./backends.ts";
+import type { BackendRefResolver } from "./backends.ts";
 import type { RefIssue, RuleIssue } from "./rule-issues.ts";
 import { article } from "./wording.ts";
 
@@ -33,7 +33,7 @@ export interface FilterContext {
   readonly ruleIndex: number;
   /** Whether every match of the rule is a PathPrefix (ReplacePrefixMatch needs one to replace). */
   readonly prefixMatchesOnly: boolean;
-  readonly catalog: BackendCatalog;
+  readonly catalog: BackendRefResolver;
 }
 
 const CONFIG_KEYS = {

@@ -8,8 +8,10 @@ import type {
   HTTPMatchSpec,
   HTTPRouteRuleSpec,
   RouteObject,
+  ServiceObject,
 } from "../snapshot/snapshot.ts";
-import type { BackendCatalog } from "./backends.ts";
+import { compareStrings } from "../sort-order.ts";
+import { BackendRefResolver } from "./backends.ts";
 import { translateFilters } from "./filters.ts";
 import { translateGrpcMatch, translateHttpMatch } from "./matches.ts";
 import type { RankedMatch } from "./precedence.ts";
@@ -36,13 +38,23 @@ export interface CompiledRoute {
   readonly rules: readonly CompiledRule[];
   readonly ruleIssues: readonly RuleIssue[];
   readonly refIssues: readonly RefIssue[];
+  /** Services the backendRefs and mirrors named, with what was found: the result holds while these are unchanged. */
+  readonly serviceDeps: ReadonlyMap<string, ServiceObject | undefined>;
+  /** Backends the rules refer to (forward targets and mirrors), sorted. */
+  readonly backendIds: readonly string[];
 }
 
 export function routeLabel(route: RouteObject): string {
   return `${route.kind} ${route.namespace}/${route.name}`;
 }
 
-export function compileRoute(route: RouteObject, catalog: BackendCatalog): CompiledRoute {
+/**
+ * Everything about a route that does not depend on its parents: table rules,
+ * ranked matches, and the problems for status. Reads only the route and the
+ * Services its backendRefs name.
+ */
+export function compileRoute(route: RouteObject, services: ReadonlyMap<string, ServiceObject>): CompiledRoute {
+  const catalog = new BackendRefResolver(services);
   const ruleIssues: RuleIssue[] = [];
   const refIssues: RefIssue[] = [];
   const rules = route.rules.map((spec): CompiledRule => {
@@ -197,13 +209,20 @@ export function compileRoute(route: RouteObject, catalog: BackendCatalog): Compi
     };
     return { rule, entries };
   });
-  return { route, rules, ruleIssues, refIssues };
+  return {
+    route,
+    rules,
+    ruleIssues,
+    refIssues,
+    serviceDeps: catalog.lookedUp,
+    backendIds: [...catalog.backendIds].sort(compareStrings),
+  };
 }
 
 function compileBackendRef(
   ref: BackendRefSpec,
   route: RouteObject,
-  catalog: BackendCatalog,
+  catalog: BackendRefResolver,
   ctx: { routeKind: RouteObject["kind"]; ruleIndex: number; prefixMatchesOnly: boolean },
 ): { entry: WeightedBackend | undefined; ruleIssues: readonly RuleIssue[]; refIssues: readonly RefIssue[] } {
   const refIssues: RefIssue[] = [];

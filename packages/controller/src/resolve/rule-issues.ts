@@ -12,6 +12,6 @@ export interface RuleIssue {
 
 export interface RefIssue {
   readonly reason: "BackendNotFound" | "InvalidKind" | "UnsupportedProtocol";
-  /** The field path is part of the message, which comes from BackendCatalog. */
+  /** The field path is part of the message, which comes from BackendRefResolver. */
   readonly message: string;
 }

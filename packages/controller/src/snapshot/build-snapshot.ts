@@ -32,26 +32,25 @@ import {
 const PORT = { min: 1, max: 65535 };
 const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
 
-interface Identity {
-  readonly kind: string;
-  readonly namespace: string;
-  readonly name: string;
-  readonly label: string;
-}
-
 export function buildSnapshot(objects: readonly unknown[]): Snapshot {
   const issues: SnapshotIssue[] = [];
-  const namespaces = new Map<string, NamespaceObject>();
-  const services = new Map<string, ServiceObject>();
-  const slices = new Map<string, EndpointSliceObject>();
-  const pods = new Map<string, PodObject>();
-  const nodes = new Map<string, NodeObject>();
-  const routes = new Map<string, RouteObject>();
-  const grants = new Map<string, ReferenceGrantObject>();
+  const byIdentity = new Map<string, ReadObject>();
+  for (const { obj, where } of flattenObjects(objects)) {
+    const read = readObject(obj, where);
+    issues.push(...read.issues);
+    if (!read.identity || !read.value) continue;
+    if (byIdentity.has(read.identity.key)) {
+      issues.push({ object: read.identity.label, message: "appears twice; the last one is used" });
+    }
+    byIdentity.set(read.identity.key, read);
+  }
+  return snapshotOf(byIdentity.values(), issues);
+}
 
+/** Documents as read from YAML, with `kind: *List` wrappers (as `kubectl get -o yaml` writes them) unwrapped. */
+export function flattenObjects(objects: readonly unknown[]): { obj: unknown; where: string }[] {
   const flat: { obj: unknown; where: string }[] = [];
   objects.forEach((obj, index) => {
-    // `kubectl get -o yaml` wraps objects in a List.
     if (
       isJsonObject(obj) &&
       typeof obj.kind === "string" &&
@@ -65,66 +64,44 @@ export function buildSnapshot(objects: readonly unknown[]): Snapshot {
       flat.push({ obj, where: `document ${index + 1}` });
     }
   });
+  return flat;
+}
 
-  for (const { obj, where } of flat) {
-    if (!isJsonObject(obj)) {
-      issues.push({ object: where, message: `is ${describeJsonType(obj)}, not a Kubernetes object` });
-      continue;
+/** The Snapshot of objects with distinct identities. */
+export function snapshotOf(objects: Iterable<ReadObject>, issues: SnapshotIssue[]): Snapshot {
+  const namespaces = new Map<string, NamespaceObject>();
+  const services = new Map<string, ServiceObject>();
+  const slices = new Map<string, EndpointSliceObject>();
+  const pods = new Map<string, PodObject>();
+  const nodes = new Map<string, NodeObject>();
+  const routes = new Map<string, RouteObject>();
+  const grants = new Map<string, ReferenceGrantObject>();
+  for (const { value } of objects) {
+    if (!value) continue;
+    switch (value.kind) {
+      case "Namespace":
+        namespaces.set(value.object.name, value.object);
+        break;
+      case "Service":
+        services.set(objectKey(value.object.namespace, value.object.name), value.object);
+        break;
+      case "EndpointSlice":
+        slices.set(objectKey(value.object.namespace, value.object.name), value.object);
+        break;
+      case "Pod":
+        pods.set(objectKey(value.object.namespace, value.object.name), value.object);
+        break;
+      case "Node":
+        nodes.set(value.object.name, value.object);
+        break;
+      case "Route":
+        routes.set(routeKey(value.object), value.object);
+        break;
+      case "ReferenceGrant":
+        grants.set(objectKey(value.object.namespace, value.object.name), value.object);
+        break;
     }
-    const id = identify(obj, where, issues);
-    if (!id) continue;
-    const problems: FieldProblem[] = [];
-    const store = <T>(map: Map<string, T>, key: string, value: T) => {
-      if (map.has(key)) issues.push({ object: id.label, message: "appears twice; the last one is used" });
-      map.set(key, value);
-    };
-    const group = apiGroup(obj.apiVersion);
-    switch (`${group}/${id.kind}`) {
-      case "/Namespace":
-        store(namespaces, id.name, { name: id.name, labels: labelsOf(obj, problems) });
-        break;
-      case "/Service":
-        store(services, objectKey(id.namespace, id.name), readService(obj, id, problems));
-        break;
-      case "discovery.k8s.io/EndpointSlice":
-        store(slices, objectKey(id.namespace, id.name), readEndpointSlice(obj, id, problems));
-        break;
-      case "/Pod":
-        store(pods, objectKey(id.namespace, id.name), readPod(obj, id, problems));
-        break;
-      case "/Node":
-        store(nodes, id.name, { name: id.name });
-        break;
-      case "gateway.networking.k8s.io/HTTPRoute":
-      case "gateway.networking.k8s.io/GRPCRoute": {
-        const kind = id.kind === "HTTPRoute" ? "HTTPRoute" : "GRPCRoute";
-        const meta = objectField(obj, "metadata", "", problems) ?? {};
-        const route = parseRoute(
-          kind,
-          {
-            namespace: id.namespace,
-            name: id.name,
-            generation: integerField(meta, "generation", "metadata", problems, { min: 0, max: 2 ** 53 }) ?? 0,
-            creationTimestamp: stringField(meta, "creationTimestamp", "metadata", problems) ?? "",
-          },
-          obj,
-        );
-        store(routes, `${kind}/${objectKey(id.namespace, id.name)}`, route);
-        break;
-      }
-      case "gateway.networking.k8s.io/ReferenceGrant":
-        store(grants, objectKey(id.namespace, id.name), readReferenceGrant(obj, id, problems));
-        break;
-      default:
-        issues.push({
-          object: id.label,
-          message: `kind ${obj.apiVersion}/${id.kind} is not watched by Trellis`,
-        });
-        continue;
-    }
-    for (const p of problems) issues.push({ object: id.label, message: `${p.field}: ${p.message}` });
   }
-
   const slicesByService = new Map<string, EndpointSliceObject[]>();
   for (const slice of sortedValues(slices)) {
     if (slice.serviceName === "") continue;
@@ -145,7 +122,97 @@ export function buildSnapshot(objects: readonly unknown[]): Snapshot {
   };
 }
 
-function identify(obj: JsonObject, where: string, issues: SnapshotIssue[]): Identity | undefined {
+/** Sort key of a route: routes are ordered by kind, then namespace/name. */
+export function routeKey(route: { readonly kind: string; readonly namespace: string; readonly name: string }): string {
+  return `${route.kind}/${objectKey(route.namespace, route.name)}`;
+}
+
+/** One watched object, read. */
+export type ReadValue =
+  | { readonly kind: "Namespace"; readonly object: NamespaceObject }
+  | { readonly kind: "Service"; readonly object: ServiceObject }
+  | { readonly kind: "EndpointSlice"; readonly object: EndpointSliceObject }
+  | { readonly kind: "Pod"; readonly object: PodObject }
+  | { readonly kind: "Node"; readonly object: NodeObject }
+  | { readonly kind: "Route"; readonly object: RouteObject }
+  | { readonly kind: "ReferenceGrant"; readonly object: ReferenceGrantObject };
+
+export interface ReadObject {
+  /** Undefined when the object has no usable kind/name/namespace (an issue says why). */
+  readonly identity: ObjectIdentity | undefined;
+  /** Undefined for kinds Trellis does not watch (an issue says so). */
+  readonly value: ReadValue | undefined;
+  readonly issues: readonly SnapshotIssue[];
+}
+
+export interface ObjectIdentity {
+  /** "<api group>/<kind>/<namespace>/<name>": two objects with one key are the same object. */
+  readonly key: string;
+  readonly kind: string;
+  readonly namespace: string;
+  readonly name: string;
+  /** "Service app/web", for issues. */
+  readonly label: string;
+}
+
+/** Reads one object. Never throws; `where` names it in issues when it has no identity. */
+export function readObject(obj: unknown, where: string): ReadObject {
+  const issues: SnapshotIssue[] = [];
+  if (!isJsonObject(obj)) {
+    issues.push({ object: where, message: `is ${describeJsonType(obj)}, not a Kubernetes object` });
+    return { identity: undefined, value: undefined, issues };
+  }
+  const id = identify(obj, where, issues);
+  if (!id) return { identity: undefined, value: undefined, issues };
+  const problems: FieldProblem[] = [];
+  let value: ReadValue | undefined;
+  switch (`${apiGroup(obj.apiVersion)}/${id.kind}`) {
+    case "/Namespace":
+      value = { kind: "Namespace", object: { name: id.name, labels: labelsOf(obj, problems) } };
+      break;
+    case "/Service":
+      value = { kind: "Service", object: readService(obj, id, problems) };
+      break;
+    case "discovery.k8s.io/EndpointSlice":
+      value = { kind: "EndpointSlice", object: readEndpointSlice(obj, id, problems) };
+      break;
+    case "/Pod":
+      value = { kind: "Pod", object: readPod(obj, id, problems) };
+      break;
+    case "/Node":
+      value = { kind: "Node", object: { name: id.name } };
+      break;
+    case "gateway.networking.k8s.io/HTTPRoute":
+    case "gateway.networking.k8s.io/GRPCRoute": {
+      const kind = id.kind === "HTTPRoute" ? "HTTPRoute" : "GRPCRoute";
+      const meta = objectField(obj, "metadata", "", problems) ?? {};
+      const route = parseRoute(
+        kind,
+        {
+          namespace: id.namespace,
+          name: id.name,
+          generation: integerField(meta, "generation", "metadata", problems, { min: 0, max: 2 ** 53 }) ?? 0,
+          creationTimestamp: stringField(meta, "creationTimestamp", "metadata", problems) ?? "",
+        },
+        obj,
+      );
+      value = { kind: "Route", object: route };
+      break;
+    }
+    case "gateway.networking.k8s.io/ReferenceGrant":
+      value = { kind: "ReferenceGrant", object: readReferenceGrant(obj, id, problems) };
+      break;
+    default:
+      issues.push({
+        object: id.label,
+        message: `kind ${String(obj.apiVersion)}/${id.kind} is not watched by Trellis`,
+      });
+  }
+  for (const p of problems) issues.push({ object: id.label, message: `${p.field}: ${p.message}` });
+  return { identity: id, value, issues };
+}
+
+function identify(obj: JsonObject, where: string, issues: SnapshotIssue[]): ObjectIdentity | undefined {
   const kind = typeof obj.kind === "string" ? obj.kind : "";
   const meta = isJsonObject(obj.metadata) ? obj.metadata : {};
   const name = typeof meta.name === "string" ? meta.name : "";
@@ -162,7 +229,13 @@ function identify(obj: JsonObject, where: string, issues: SnapshotIssue[]): Iden
     issues.push({ object: `${kind} ${name}`, message: "has no metadata.namespace; skipped" });
     return undefined;
   }
-  return { kind, namespace, name, label: clusterScoped ? `${kind} ${name}` : `${kind} ${namespace}/${name}` };
+  return {
+    key: `${apiGroup(obj.apiVersion)}/${kind}/${namespace}/${name}`,
+    kind,
+    namespace,
+    name,
+    label: clusterScoped ? `${kind} ${name}` : `${kind} ${namespace}/${name}`,
+  };
 }
 
 function apiGroup(apiVersion: unknown): string {
@@ -176,7 +249,7 @@ function labelsOf(obj: JsonObject, problems: FieldProblem[]): Readonly<Record<st
   return stringMapField(meta, "labels", "metadata", problems);
 }
 
-function readService(obj: JsonObject, id: Identity, problems: FieldProblem[]): ServiceObject {
+function readService(obj: JsonObject, id: ObjectIdentity, problems: FieldProblem[]): ServiceObject {
   const spec = objectField(obj, "spec", "", problems) ?? {};
   const type = stringField(spec, "type", "spec", problems) ?? "ClusterIP";
   const clusterIP = stringField(spec, "clusterIP", "spec", problems);
@@ -216,7 +289,7 @@ function readService(obj: JsonObject, id: Identity, problems: FieldProblem[]): S
   };
 }
 
-function readEndpointSlice(obj: JsonObject, id: Identity, problems: FieldProblem[]): EndpointSliceObject {
+function readEndpointSlice(obj: JsonObject, id: ObjectIdentity, problems: FieldProblem[]): EndpointSliceObject {
   const meta = objectField(obj, "metadata", "", problems) ?? {};
   const labels = stringMapField(meta, "labels", "metadata", problems);
   const ports = objectListField(obj, "ports", "", problems).map(({ item, field }) => ({
@@ -264,7 +337,7 @@ function readEndpointSlice(obj: JsonObject, id: Identity, problems: FieldProblem
   };
 }
 
-function readPod(obj: JsonObject, id: Identity, problems: FieldProblem[]): PodObject {
+function readPod(obj: JsonObject, id: ObjectIdentity, problems: FieldProblem[]): PodObject {
   const spec = objectField(obj, "spec", "", problems) ?? {};
   const status = objectField(obj, "status", "", problems) ?? {};
   const podIPs = objectListField(status, "podIPs", "status", problems).flatMap(({ item, field }) => {
@@ -283,7 +356,7 @@ function readPod(obj: JsonObject, id: Identity, problems: FieldProblem[]): PodOb
   };
 }
 
-function readReferenceGrant(obj: JsonObject, id: Identity, problems: FieldProblem[]): ReferenceGrantObject {
+function readReferenceGrant(obj: JsonObject, id: ObjectIdentity, problems: FieldProblem[]): ReferenceGrantObject {
   const spec = objectField(obj, "spec", "", problems) ?? {};
   return {
     namespace: id.namespace,

@@ -25,7 +25,7 @@ export class PeakEwma {
   }
 
   observe(rttMs: number, nowMs: number): void {
-    const rtt = rttMs < 0 ? 0 : rttMs;
+    const rtt = Math.max(rttMs, 0);
     const current = this.estimate(nowMs);
     if (rtt > current) {
       this.#estimateMs = rtt;

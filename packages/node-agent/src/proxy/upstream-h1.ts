@@ -70,7 +70,13 @@ function latin1(v: Buffer | string): string {
   return typeof v === "string" ? v : v.toString("latin1");
 }
 
-const CONNECT_CODES = new Set(["ECONNREFUSED", "UND_ERR_CONNECT_TIMEOUT", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL"]);
+const CONNECT_CODES = new Set([
+  "ECONNREFUSED",
+  "UND_ERR_CONNECT_TIMEOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EADDRNOTAVAIL",
+]);
 
 export class H1Attempt implements Attempt, Dispatcher.DispatchHandler {
   readonly endpoint: EndpointState;
@@ -102,9 +108,12 @@ export class H1Attempt implements Attempt, Dispatcher.DispatchHandler {
       body = req.body;
     }
     try {
-      this.#pools.get(this.endpoint.address).dispatch({ path: req.path, method: req.method, headers, body }, this);
+      this.#pools
+        .get(this.endpoint.address)
+        .dispatch({ path: req.path, method: req.method, headers, body }, this);
     } catch (err) {
-      this.onResponseError(null, err as Error);
+      // Owner callbacks must not run inside start(): the owner is still setting up.
+      queueMicrotask(() => this.onResponseError(null, err as Error));
     }
   }
 

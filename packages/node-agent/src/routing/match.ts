@@ -1,7 +1,13 @@
 // Request matching. The controller has already ordered the matches by GAMMA
 // precedence; here each one only becomes a fast predicate.
 
-import { type GrpcMatch, type HeaderMatch, type HttpMatch, MatchType, type QueryParamMatch } from "@trellis/api";
+import {
+  type GrpcMatch,
+  type HeaderMatch,
+  type HttpMatch,
+  MatchType,
+  type QueryParamMatch,
+} from "@trellis/api";
 
 /** What matching needs from a request, whichever protocol it arrived on. */
 export interface RequestView {

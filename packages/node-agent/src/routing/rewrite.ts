@@ -16,7 +16,11 @@ export function replacePrefix(path: string, prefix: string, replacement: string)
 }
 
 /** New path for a rewrite, or the old one when the rewrite does not apply. */
-export function rewritePath(path: string, rewrite: PathRewrite | undefined, matchedPrefix: string | null): string {
+export function rewritePath(
+  path: string,
+  rewrite: PathRewrite | undefined,
+  matchedPrefix: string | null,
+): string {
   if (rewrite === undefined) return path;
   if (rewrite.type === PathRewriteType.PATH_REWRITE_TYPE_FULL_PATH) return rewrite.value;
   if (rewrite.type === PathRewriteType.PATH_REWRITE_TYPE_PREFIX_MATCH && matchedPrefix !== null) {

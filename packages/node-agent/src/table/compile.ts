@@ -11,9 +11,9 @@ import {
   type RequestMirror,
   type RequestRedirect,
   type Retry,
+  RouteKind,
   type RouteSet,
   type Rule,
-  RouteKind,
   type TableVersion,
   type URLRewrite,
 } from "@trellis/api";
@@ -151,9 +151,14 @@ export function grpcStatusForHttp(status: number): number {
   }
 }
 
-export function directAnswer(httpStatus: number, grpcStatus: number | undefined, message: string): DirectAnswer {
+export function directAnswer(
+  httpStatus: number,
+  grpcStatus: number | undefined,
+  message: string,
+): DirectAnswer {
   const http = httpStatus === 0 ? 500 : httpStatus;
-  const grpc = grpcStatus === undefined || (grpcStatus === 0 && http >= 300) ? grpcStatusForHttp(http) : grpcStatus;
+  const grpc =
+    grpcStatus === undefined || (grpcStatus === 0 && http >= 300) ? grpcStatusForHttp(http) : grpcStatus;
   return {
     httpStatus: http,
     grpcStatus: grpc,
@@ -205,7 +210,8 @@ class Compiler {
 
   backend(id: string, where: string): BackendRuntime {
     const b = this.backends.get(id);
-    if (b === undefined) throw new TableError(`${where} refers to backend ${JSON.stringify(id)}, not in the table`);
+    if (b === undefined)
+      throw new TableError(`${where} refers to backend ${JSON.stringify(id)}, not in the table`);
     return b;
   }
 
@@ -231,13 +237,17 @@ class Compiler {
             : {
                 label: "",
                 backend: null,
-                direct: wb.target?.$case === "direct" ? fromDirect(wb.target.direct, INVALID_BACKEND) : INVALID_BACKEND,
+                direct:
+                  wb.target?.$case === "direct"
+                    ? fromDirect(wb.target.direct, INVALID_BACKEND)
+                    : INVALID_BACKEND,
                 requestHeaders: null,
                 responseHeaders: compileHeaderModifier(wb.responseHeaders),
               };
         return { weight: wb.weight, value: choice };
       });
-      if (!entries.some((e) => e.weight > 0)) throw new TableError(`${at}: forward has no backend with weight > 0`);
+      if (!entries.some((e) => e.weight > 0))
+        throw new TableError(`${at}: forward has no backend with weight > 0`);
       action = { kind: "forward", picker: new WeightedPicker(entries) };
     } else if (a.$case === "redirect") {
       action = { kind: "redirect", redirect: a.redirect };
@@ -269,7 +279,8 @@ class Compiler {
     const rules = set.rules.map((r) => this.rule(r, at));
     const matches = set.matches.map((m, i): CompiledMatch => {
       const rule = rules[m.rule];
-      if (rule === undefined) throw new TableError(`${at} match ${i} refers to rule ${m.rule} of ${rules.length}`);
+      if (rule === undefined)
+        throw new TableError(`${at} match ${i} refers to rule ${m.rule} of ${rules.length}`);
       let compiled: { test: Predicate; prefix: string | null };
       try {
         if (m.match?.$case === "http") compiled = compileHttpMatch(m.match.http);
