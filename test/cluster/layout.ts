@@ -11,10 +11,15 @@ export const UNDERLAY_BRIDGE = "tbx0";
 export const UNDERLAY_CIDR = "10.240.0.0/24";
 export const UNDERLAY_HOST_IP = "10.240.0.1";
 export const SERVICE_CIDR = "10.96.0.0/16";
-export const KUBERNETES_SERVICE_IP = "10.96.0.1";
 export const CLUSTER_CIDR = "10.244.0.0/16";
-/** Root-netns `unreachable` routes: the service CIDR and the cluster supernet (underlay + pods). */
-export const UNREACHABLE_CIDRS = [SERVICE_CIDR, "10.240.0.0/12"] as const;
+export const KUBERNETES_SERVICE_IP = "10.96.0.1";
+/**
+ * Root-netns `unreachable` routes: the service CIDR, the underlay's /16 and
+ * the pod supernet. Kept tight on purpose: a wider block (10.240.0.0/12 once)
+ * swallowed this machine's DNS server at 10.255.255.53. `up` refuses to start
+ * when a nameserver or an existing route falls inside one of them.
+ */
+export const UNREACHABLE_CIDRS = [SERVICE_CIDR, "10.240.0.0/16", CLUSTER_CIDR] as const;
 export const CLUSTER_DOMAIN = "cluster.local";
 
 export const API_PORT = 6443;

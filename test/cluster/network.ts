@@ -2,7 +2,7 @@
 // Everything created here is named with NAME_PREFIX so teardown can find it
 // even after a crash, without any record of what was made.
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import {
   NAME_PREFIX,
@@ -22,7 +22,46 @@ function sysctl(netns: string, key: string, value: string): void {
   execFileSync("ip", ["netns", "exec", netns, "sysctl", "-q", "-w", `${key}=${value}`], { stdio: "ignore" });
 }
 
+function ipv4ToInt(ip: string): number {
+  return ip.split(".").reduce((acc, octet) => (acc << 8) + Number(octet), 0) >>> 0;
+}
+
+export function cidrContains(cidr: string, ip: string): boolean {
+  const [base = "", bits = "32"] = cidr.split("/");
+  const mask = Number(bits) === 0 ? 0 : (~0 << (32 - Number(bits))) >>> 0;
+  return (ipv4ToInt(base) & mask) >>> 0 === (ipv4ToInt(ip) & mask) >>> 0;
+}
+
+/**
+ * The box's unreachable routes must not shadow anything the machine already
+ * uses (its DNS server, its own networks): refuse to start instead.
+ */
+export function checkNoOverlap(): void {
+  const used: Array<{ what: string; ip: string }> = [];
+  const resolv = existsSync("/etc/resolv.conf") ? readFileSync("/etc/resolv.conf", "utf8") : "";
+  for (const m of resolv.matchAll(/^nameserver\s+(\d+\.\d+\.\d+\.\d+)/gm))
+    used.push({ what: "nameserver", ip: m[1]! });
+  for (const line of ip(["-4", "route", "show", "table", "main"]).split("\n")) {
+    const dst = line.split(" ")[0] ?? "";
+    if (
+      /^\d+\.\d+\.\d+\.\d+/.test(dst) &&
+      !line.includes(UNDERLAY_BRIDGE) &&
+      !line.startsWith("unreachable")
+    ) {
+      used.push({ what: `route ${line.trim()}`, ip: dst.split("/")[0]! });
+    }
+  }
+  for (const u of used) {
+    const hit = UNREACHABLE_CIDRS.find((c) => cidrContains(c, u.ip));
+    if (hit)
+      throw new Error(
+        `the box's range ${hit} overlaps this machine's ${u.what} (${u.ip}); change test/cluster/layout.ts`,
+      );
+  }
+}
+
 export function createUnderlay(): void {
+  checkNoOverlap();
   ip(["link", "add", UNDERLAY_BRIDGE, "type", "bridge"]);
   ip(["addr", "add", `${UNDERLAY_HOST_IP}/24`, "dev", UNDERLAY_BRIDGE]);
   ip(["link", "set", UNDERLAY_BRIDGE, "up"]);

@@ -1,7 +1,14 @@
 // The controller's admin port: health, readiness, Prometheus metrics, and the
 // compiled node tables for `trellis tables` and debugging.
+//   GET /healthz                       200 while the process serves
+//   GET /readyz                        200 once every kind is listed and tables are computed, else 503
+//   GET /metrics                       Prometheus text format
+//   GET /debug/tables                  JSON: leader flag, every node with version and digest
+//   GET /debug/tables/<node>           the node's table, readable YAML (as in the golden files)
+//   GET /debug/tables/<node>?format=json   the NodeTable message as protobuf JSON
 import http from "node:http";
 import { NodeTable } from "@trellis/api";
+import type { Logger } from "pino";
 import { stringify } from "yaml";
 import { describeNodeTable } from "./compile/describe-node-table.ts";
 import type { RunningController } from "./controller.ts";
@@ -12,6 +19,7 @@ export function startAdminServer(
   metrics: ControllerMetrics,
   host: string,
   port: number,
+  log: Logger,
 ): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://admin");
@@ -29,9 +37,9 @@ export function startAdminServer(
       return;
     }
     if (url.pathname === "/debug/tables") {
-      const list = controller.tables.nodes().map((node) => {
-        const v = controller.tables.get(node)!;
-        return { node, version: v.table.version, digest: v.digest };
+      const list = controller.nodes().flatMap((node) => {
+        const v = controller.table(node);
+        return v ? [{ node, version: v.table.version, digest: v.digest }] : [];
       });
       return send(
         200,
@@ -41,18 +49,30 @@ export function startAdminServer(
     }
     const m = /^\/debug\/tables\/([^/]+)$/.exec(url.pathname);
     if (m) {
-      const node = decodeURIComponent(m[1]!);
-      const v = controller.tables.get(node);
+      const node = decodeURIComponent(m[1] ?? "");
+      const format = url.searchParams.get("format") ?? "yaml";
+      if (format !== "yaml" && format !== "json")
+        return send(400, `format must be yaml or json, not ${format}\n`);
+      const v = controller.table(node);
       if (!v) return send(404, `no table for node ${node}: is it a Node the controller has seen?\n`);
-      if (url.searchParams.get("format") === "json") {
+      if (format === "json") {
         return send(200, `${JSON.stringify(NodeTable.toJSON(v.table), null, 2)}\n`, "application/json");
       }
-      return send(200, stringify(describeNodeTable(v.table)), "application/yaml");
+      return send(
+        200,
+        stringify(describeNodeTable(v.table), { lineWidth: 0, aliasDuplicateObjects: false }),
+        "application/yaml",
+      );
     }
     return send(404, "not found\n");
   });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, host, () => resolve(server));
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      // After start, a failing connection must not take the controller down.
+      server.on("error", (err) => log.error({ err: err.message }, "admin server error"));
+      resolve(server);
+    });
   });
 }

@@ -1,5 +1,6 @@
 // The whole pure core in one call: watched objects → snapshot → resolution
-// (routes and statuses) → one NodeTable per node.
+// (routes and statuses) → one NodeTable per node. This is the from-scratch
+// reference; the controller runs RoutingState, which must agree with it.
 import type { NodeTable } from "@trellis/api";
 import { type CompileOptions, compileNodeTables } from "./compile/compile-node-tables.ts";
 import type { Resolution } from "./resolve/resolution.ts";

@@ -1,17 +1,17 @@
-// Wires the stages: informers → object store → (debounced) computeTables →
+// Wires the stages: informers → pending changes → (debounced) RoutingState →
 // versioned tables (for distribution) and route statuses (for the leader's
-// status writer). The pure core does all GAMMA work; this file only schedules.
+// status writer). The pure core does all GAMMA work; this file schedules.
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { computeTables } from "./compute-tables.ts";
-import { VersionedTables } from "./distribute/versioned-tables.ts";
+import { type VersionedTable, VersionedTables } from "./distribute/versioned-tables.ts";
 import { startInformers } from "./kube/informers.ts";
 import { type LeaderElection, startLeaderElection } from "./kube/leader-election.ts";
-import { ObjectStore } from "./kube/object-store.ts";
 import { makeStatusWriter, type RouteObjectView } from "./kube/status-writer.ts";
 import { WATCHED_RESOURCES } from "./kube/watched-resources.ts";
 import type { ControllerMetrics } from "./metrics.ts";
 import type { Resolution } from "./resolve/resolution.ts";
+import { type ObjectChange, RoutingState } from "./routing-state.ts";
+import { objectIdentity } from "./snapshot/build-snapshot.ts";
 
 export interface ControllerOptions {
   kc: KubeConfig;
@@ -22,47 +22,86 @@ export interface ControllerOptions {
   /** Upper bound on how long a stream of changes can delay a recompute. */
   maxDelayMs: number;
   lease: { namespace: string; name: string; identity: string; durationSeconds: number; renewSeconds: number };
-  /** Called after each recompute with the nodes whose table got a new version. */
+  /** Called after each recompute with the nodes whose table got a new version, and the nodes that are gone. */
   onTables?: (changed: readonly string[], removed: readonly string[]) => void;
 }
 
 export interface RunningController {
-  readonly tables: VersionedTables;
-  resolution(): Resolution | undefined;
+  /** Node names with a table, sorted. */
+  nodes(): string[];
+  table(node: string): VersionedTable | undefined;
+  /** The current resolution (built on demand; for inspection). */
+  resolution(): Resolution;
   ready(): boolean;
   isLeader(): boolean;
   stop(): Promise<void>;
 }
 
+const STATUS_RETRY_MIN_MS = 1000;
+const STATUS_RETRY_MAX_MS = 30_000;
+
 export function startController(opts: ControllerOptions): RunningController {
   const { log, metrics } = opts;
-  const store = new ObjectStore();
+  const state = new RoutingState();
   const tables = new VersionedTables(Date.now());
-  const writeStatuses = makeStatusWriter(opts.kc, log);
-  let resolution: Resolution | undefined;
+  const writer = makeStatusWriter(opts.kc, log);
+  /** Changes not yet applied, coalesced per object (the last one wins). */
+  const pending = new Map<string, ObjectChange>();
+  /** Routes as the informers last saw them, for the status writer. */
+  const routes = new Map<string, RouteObjectView>();
   let computed = false;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let firstPending = 0;
   let writing: Promise<void> | undefined;
   let writeAgain = false;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let retryDelay = STATUS_RETRY_MIN_MS;
 
-  const informers = startInformers(opts.kc, WATCHED_RESOURCES, store, log, (kind) => {
-    metrics.errors.inc({ stage: "watch" });
-    log.debug({ kind }, "watch error counted");
-  });
-
-  const routeView = (kind: string, namespace: string, name: string): RouteObjectView | undefined =>
-    store.get(kind, namespace, name) as RouteObjectView | undefined;
+  const informers = startInformers(
+    opts.kc,
+    WATCHED_RESOURCES,
+    {
+      upsert: (resource, obj) => {
+        const id = objectIdentity(obj);
+        if (!id) return;
+        if (resource.kind === "HTTPRoute" || resource.kind === "GRPCRoute") {
+          routes.set(`${resource.kind}/${id.namespace}/${id.name}`, obj);
+        }
+        pending.set(id.key, { object: obj });
+        schedule();
+      },
+      remove: (resource, obj) => {
+        const id = objectIdentity(obj);
+        if (!id) return;
+        routes.delete(`${resource.kind}/${id.namespace}/${id.name}`);
+        pending.set(id.key, { object: obj, deleted: true });
+        schedule();
+      },
+      synced: () => {
+        log.info("every watched kind is listed");
+        schedule();
+      },
+      error: () => {
+        metrics.errors.inc({ stage: "watch" });
+      },
+    },
+    log,
+  );
 
   const writeStatusesIfLeader = () => {
-    if (!election.isLeader() || !resolution) return;
+    if (stopped || !election.isLeader() || !computed) return;
     if (writing) {
       writeAgain = true;
       return;
     }
-    const statuses = resolution.statuses;
-    writing = writeStatuses(statuses, routeView)
+    clearTimeout(retryTimer);
+    writing = writer
+      .write(
+        state.statuses(),
+        (kind, namespace, name) => routes.get(`${kind}/${namespace}/${name}`),
+        () => election.isLeader(),
+      )
       .then((r) => {
         if (r.patched) metrics.statusPatches.inc({ result: "ok" }, r.patched);
         if (r.conflicts) metrics.statusPatches.inc({ result: "conflict" }, r.conflicts);
@@ -70,10 +109,15 @@ export function startController(opts: ControllerOptions): RunningController {
           metrics.statusPatches.inc({ result: "error" }, r.errors);
           metrics.errors.inc({ stage: "status" }, r.errors);
         }
+        // Conflicts resolve themselves with the next watch event; failed
+        // writes get no event, so retry them with backoff.
+        if (r.errors) scheduleRetry();
+        else retryDelay = STATUS_RETRY_MIN_MS;
       })
       .catch((err: unknown) => {
         metrics.errors.inc({ stage: "status" });
         log.error({ err: err instanceof Error ? err.message : String(err) }, "status writer failed");
+        scheduleRetry();
       })
       .finally(() => {
         writing = undefined;
@@ -84,25 +128,36 @@ export function startController(opts: ControllerOptions): RunningController {
       });
   };
 
+  const scheduleRetry = () => {
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(writeStatusesIfLeader, retryDelay);
+    retryDelay = Math.min(STATUS_RETRY_MAX_MS, retryDelay * 2);
+  };
+
   const recompute = () => {
     timer = undefined;
     firstPending = 0;
     // A partial view would report parents as missing and drop routes from tables.
     if (stopped || !informers.synced()) return;
     const end = metrics.recomputeSeconds.startTimer();
+    const changes = [...pending.values()];
+    pending.clear();
     try {
-      const result = computeTables(store.snapshot());
-      resolution = result.resolution;
-      const { changed, removed } = tables.update(result.tables);
+      const update = state.apply(changes);
+      const { changed, removed } = tables.update(state.tables());
+      const seconds = end();
       computed = true;
       metrics.tables.set(tables.nodes().length);
       metrics.tableVersions.inc(changed.length);
-      for (const [kind, n] of store.countByKind()) metrics.watchedObjects.set({ kind }, n);
-      for (const issue of result.snapshot.issues) log.debug({ issue }, "object skipped");
-      if (changed.length || removed.length) {
-        log.info({ changed, removed, seconds: end() }, "node tables recomputed");
-      } else {
-        end();
+      const counts = state.counts();
+      for (const r of WATCHED_RESOURCES)
+        metrics.watchedObjects.set({ kind: r.kind }, counts.get(r.kind) ?? 0);
+      for (const issue of update.issues) log.debug({ issue }, "object skipped or partly read");
+      if (changed.length || removed.length || update.changedRoutes.length) {
+        log.info(
+          { objects: changes.length, changed, removed, routeStatuses: update.changedRoutes.length, seconds },
+          "node tables recomputed",
+        );
       }
       opts.onTables?.(changed, removed);
     } catch (err) {
@@ -116,19 +171,14 @@ export function startController(opts: ControllerOptions): RunningController {
     writeStatusesIfLeader();
   };
 
-  const schedule = () => {
+  function schedule() {
     if (stopped) return;
     const now = Date.now();
     if (!firstPending) firstPending = now;
     clearTimeout(timer);
     const wait = Math.max(0, Math.min(opts.debounceMs, firstPending + opts.maxDelayMs - now));
     timer = setTimeout(recompute, wait);
-  };
-  store.onChange(schedule);
-  // Informers that finish their first list without any object still need a first compute.
-  const syncPoll = setInterval(() => {
-    if (informers.synced() && !computed) schedule();
-  }, 100);
+  }
 
   const election: LeaderElection = startLeaderElection(
     opts.kc,
@@ -147,14 +197,15 @@ export function startController(opts: ControllerOptions): RunningController {
   );
 
   return {
-    tables,
-    resolution: () => resolution,
+    nodes: () => tables.nodes(),
+    table: (node) => tables.get(node),
+    resolution: () => state.resolution(),
     ready: () => computed,
     isLeader: () => election.isLeader(),
     stop: async () => {
       stopped = true;
       clearTimeout(timer);
-      clearInterval(syncPoll);
+      clearTimeout(retryTimer);
       await election.stop();
       await informers.stop();
       await writing;

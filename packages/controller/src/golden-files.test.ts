@@ -11,6 +11,8 @@ import { parseAllDocuments, stringify } from "yaml";
 import { describeNodeTable } from "./compile/describe-node-table.ts";
 import { computeTables } from "./compute-tables.ts";
 import type { RouteStatus } from "./resolve/resolution.ts";
+import { RoutingState } from "./routing-state.ts";
+import { flattenObjects } from "./snapshot/build-snapshot.ts";
 
 const testdata = join(dirname(fileURLToPath(import.meta.url)), "..", "testdata");
 const cases = readdirSync(testdata)
@@ -79,6 +81,20 @@ describe("golden files", () => {
 
       // The same objects in another order (another watch order) give the same bytes.
       expect(encodedTables([...objects].reverse())).toEqual(encodedTables(objects));
+
+      // The controller's incremental state gives the same tables and statuses.
+      const state = new RoutingState();
+      state.apply(flattenObjects(objects).map(({ obj }) => ({ object: obj })));
+      const reference = computeTables(objects);
+      expect(
+        Object.fromEntries(
+          [...state.tables()].map(([node, t]) => [
+            node,
+            Buffer.from(NodeTable.encode(t).finish()).toString("hex"),
+          ]),
+        ),
+      ).toEqual(encodedTables(objects));
+      expect(state.statuses()).toEqual(reference.resolution.statuses);
     });
   }
 });

@@ -3,23 +3,52 @@
 // tables and (as the elected leader) writes route status.
 import os from "node:os";
 import { KubeConfig } from "@kubernetes/client-node";
-import { Command, Option } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import pino from "pino";
 import { startAdminServer } from "./admin-server.ts";
 import { startController } from "./controller.ts";
 import { makeControllerMetrics } from "./metrics.ts";
 
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("must be a positive number");
+  return n;
+}
+
+function nonNegativeNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError("must be a number ≥ 0");
+  return n;
+}
+
+/** "host:port", "[v6]:port" or ":port" (all addresses). */
+function hostPort(value: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(value);
+  const port = Number(m?.[3]);
+  if (!m || !Number.isInteger(port) || port > 65535) throw new InvalidArgumentError("expected host:port");
+  return { host: m[1] ?? (m[2] || "0.0.0.0"), port };
+}
+
 const program = new Command("trellis-controller")
-  .description("Trellis control plane: GAMMA routes → per-node routing tables, route status")
-  .addOption(
-    new Option("--kubeconfig <path>", "kubeconfig file; without it, in-cluster config is used").env(
-      "KUBECONFIG",
-    ),
+  .description(
+    "Trellis control plane: watches Services, EndpointSlices, Pods, Nodes, Namespaces, HTTPRoutes, " +
+      "GRPCRoutes and ReferenceGrants; compiles one routing table per node; the Lease holder writes " +
+      "route status. Logs are JSON lines (pino) on stdout.",
   )
   .addOption(
-    new Option("--admin-address <host:port>", "healthz, readyz, metrics and /debug/tables")
+    new Option(
+      "--kubeconfig <path>",
+      "kubeconfig file; without it (and without $KUBECONFIG) the in-cluster service account is used",
+    ).env("KUBECONFIG"),
+  )
+  .addOption(
+    new Option(
+      "--admin-address <host:port>",
+      "listen address of /healthz, /readyz, /metrics and /debug/tables",
+    )
       .env("TRELLIS_ADMIN_ADDRESS")
-      .default("0.0.0.0:9090"),
+      .default(hostPort("0.0.0.0:9090"), "0.0.0.0:9090")
+      .argParser(hostPort),
   )
   .addOption(
     new Option("--lease-namespace <ns>", "namespace of the leader-election Lease")
@@ -27,31 +56,48 @@ const program = new Command("trellis-controller")
       .default("trellis-system"),
   )
   .addOption(
-    new Option("--lease-name <name>", "name of the leader-election Lease").default("trellis-controller"),
+    new Option("--lease-name <name>", "name of the leader-election Lease")
+      .env("TRELLIS_LEASE_NAME")
+      .default("trellis-controller"),
   )
   .addOption(
-    new Option("--identity <id>", "this replica's identity in the Lease")
+    new Option("--identity <id>", "this replica's identity in the Lease (unique per replica)")
       .env("POD_NAME")
-      .default(`${os.hostname()}-${process.pid}`),
+      .default(`${os.hostname()}-${process.pid}`, "<hostname>-<pid>"),
   )
-  .addOption(new Option("--lease-duration <seconds>", "Lease duration").default(15).argParser(Number))
+  .addOption(
+    new Option(
+      "--lease-duration <seconds>",
+      "how long a Lease that is not renewed keeps others from taking over; renewed every third of it",
+    )
+      .env("TRELLIS_LEASE_DURATION")
+      .default(15)
+      .argParser(positiveNumber),
+  )
   .addOption(
     new Option("--debounce-ms <ms>", "quiet time after a change before recomputing")
-      .default("50")
-      .argParser(Number),
+      .env("TRELLIS_DEBOUNCE_MS")
+      .default(25)
+      .argParser(nonNegativeNumber),
   )
   .addOption(
     new Option("--max-delay-ms <ms>", "longest a stream of changes may delay a recompute")
-      .default("250")
-      .argParser(Number),
+      .env("TRELLIS_MAX_DELAY_MS")
+      .default(250)
+      .argParser(nonNegativeNumber),
   )
-  .addOption(new Option("--log-level <level>", "pino log level").env("TRELLIS_LOG_LEVEL").default("info"))
+  .addOption(
+    new Option("--log-level <level>", "pino log level")
+      .env("TRELLIS_LOG_LEVEL")
+      .choices(["trace", "debug", "info", "warn", "error", "fatal", "silent"])
+      .default("info"),
+  )
   .showHelpAfterError();
 
 program.parse();
 const opts = program.opts<{
   kubeconfig?: string;
-  adminAddress: string;
+  adminAddress: { host: string; port: number };
   leaseNamespace: string;
   leaseName: string;
   identity: string;
@@ -61,7 +107,10 @@ const opts = program.opts<{
   logLevel: string;
 }>();
 
-const log = pino({ level: opts.logLevel, base: { component: "controller", identity: opts.identity } });
+const log = pino({
+  level: opts.logLevel,
+  base: { component: "trellis-controller", identity: opts.identity },
+});
 const kc = new KubeConfig();
 if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
 else kc.loadFromCluster();
@@ -78,26 +127,26 @@ const controller = startController({
     name: opts.leaseName,
     identity: opts.identity,
     durationSeconds: opts.leaseDuration,
-    renewSeconds: Math.max(1, Math.floor(opts.leaseDuration / 3)),
+    renewSeconds: opts.leaseDuration / 3,
   },
 });
-const sep = opts.adminAddress.lastIndexOf(":");
 const admin = await startAdminServer(
   controller,
   metrics,
-  opts.adminAddress.slice(0, sep),
-  Number(opts.adminAddress.slice(sep + 1)),
+  opts.adminAddress.host,
+  opts.adminAddress.port,
+  log,
 );
-log.info(
-  { admin: opts.adminAddress, lease: `${opts.leaseNamespace}/${opts.leaseName}` },
-  "controller started",
-);
+const address = `${opts.adminAddress.host}:${opts.adminAddress.port}`;
+log.info({ admin: address, lease: `${opts.leaseNamespace}/${opts.leaseName}` }, "controller started");
 
 let stopping = false;
 const shutdown = async (signal: string) => {
   if (stopping) return;
   stopping = true;
   log.info({ signal }, "stopping");
+  // Releasing the Lease needs the API; do not hang on it forever.
+  setTimeout(() => process.exit(1), 10_000).unref();
   admin.close();
   await controller.stop();
   process.exit(0);

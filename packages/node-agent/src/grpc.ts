@@ -73,11 +73,14 @@ export function decodeGrpcMessage(encoded: string): string {
   const bytes: number[] = [];
   for (let i = 0; i < encoded.length; i++) {
     const c = encoded.charCodeAt(i);
-    if (c === 0x25 && i + 2 < encoded.length + 0 && /^[0-9A-Fa-f]{2}$/.test(encoded.slice(i + 1, i + 3))) {
-      bytes.push(Number.parseInt(encoded.slice(i + 1, i + 3), 16));
+    const hex = c === 0x25 ? Number.parseInt(encoded.slice(i + 1, i + 3), 16) : Number.NaN;
+    if (!Number.isNaN(hex) && /^[0-9A-Fa-f]{2}$/.test(encoded.slice(i + 1, i + 3))) {
+      bytes.push(hex);
       i += 2;
+    } else if (c < 0x80) {
+      bytes.push(c);
     } else {
-      bytes.push(...Buffer.from(encoded[i] as string, "utf8"));
+      bytes.push(...Buffer.from(String.fromCharCode(c), "utf8"));
     }
   }
   return Buffer.from(bytes).toString("utf8");

@@ -1,6 +1,6 @@
 // Public surface of the node agent.
 export { startAdminServer } from "./admin.ts";
-export { Agent, type AgentOptions, type ApplyResult, type PortMapEntry } from "./agent.ts";
+export { Agent, type AgentOptions, type ApplyResult, type EndpointInfo, type PortMapEntry } from "./agent.ts";
 export type { BreakerSettings } from "./endpoints/breaker.ts";
 export { AgentMetrics } from "./metrics.ts";
 export { TableError } from "./table/compile.ts";

@@ -7,15 +7,21 @@ const program = new Command("trellis").description("Trellis service mesh command
 
 program
   .command("tables")
-  .description("list node tables, or show one node's table")
+  .description("list node tables (version and digest), or show one node's table")
   .argument("[node]", "node name; omit to list every node with its table version")
+  .option("--node <node>", "node name (same as the argument)")
   .addOption(
     new Option("--controller <url>", "controller admin URL")
       .env("TRELLIS_CONTROLLER")
       .default("http://127.0.0.1:9090"),
   )
-  .option("-o, --output <format>", "yaml (readable) or json (the NodeTable message)", "yaml")
-  .action(async (node: string | undefined, o: { controller: string; output: string }) => {
+  .addOption(
+    new Option("-o, --output <format>", "yaml (readable tree) or json (the NodeTable message)")
+      .choices(["yaml", "json"])
+      .default("yaml"),
+  )
+  .action(async (arg: string | undefined, o: { node?: string; controller: string; output: string }) => {
+    const node = arg ?? o.node;
     const path = node ? `/debug/tables/${encodeURIComponent(node)}?format=${o.output}` : "/debug/tables";
     let res: Response;
     try {

@@ -94,7 +94,8 @@ export function meshedService(service: ResolvedService, captured: boolean): Serv
 export function consumerNamespaces(service: Service): string[] {
   const namespaces = new Set<string>();
   for (const port of service.ports) {
-    for (const set of port.routeSets) if (set.clientNamespace !== PRODUCER_GROUP) namespaces.add(set.clientNamespace);
+    for (const set of port.routeSets)
+      if (set.clientNamespace !== PRODUCER_GROUP) namespaces.add(set.clientNamespace);
   }
   return [...namespaces].sort(compareStrings);
 }
@@ -109,7 +110,9 @@ export function serviceForClients(service: Service, clients: ReadonlySet<string>
     ...service,
     ports: service.ports.map((p) => ({
       ...p,
-      routeSets: p.routeSets.filter((rs) => rs.clientNamespace === PRODUCER_GROUP || clients.has(rs.clientNamespace)),
+      routeSets: p.routeSets.filter(
+        (rs) => rs.clientNamespace === PRODUCER_GROUP || clients.has(rs.clientNamespace),
+      ),
     })),
   };
 }
@@ -120,7 +123,12 @@ export function isLocalPod(pod: PodObject): boolean {
 }
 
 export function localPod(pod: PodObject, namespaces: ReadonlyMap<string, NamespaceObject>): LocalPod {
-  return { namespace: pod.namespace, name: pod.name, ips: [...pod.ips], captured: podCaptured(pod, namespaces) };
+  return {
+    namespace: pod.namespace,
+    name: pod.name,
+    ips: [...pod.ips],
+    captured: podCaptured(pod, namespaces),
+  };
 }
 
 export function clientNamespaces(pods: readonly LocalPod[]): Set<string> {

@@ -108,7 +108,10 @@ export function makeStatusWriter(kc: KubeConfig, log: Logger): StatusWriter {
             log.debug({ route: key }, "route changed under the status write; retrying after the next event");
           } else if (code !== 404) {
             result.errors++;
-            log.warn({ route: key, err: err instanceof Error ? err.message : String(err) }, "route status write failed");
+            log.warn(
+              { route: key, err: err instanceof Error ? err.message : String(err) },
+              "route status write failed",
+            );
           }
         }
       }

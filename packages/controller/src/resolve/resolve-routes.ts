@@ -46,9 +46,9 @@ export function resolveRoutes(snapshot: Snapshot): Resolution {
 
   const statuses: RouteStatus[] = routes.map(({ compiled, parents }) => {
     const routeConflicts = new Map(
-      [...new Set(parents.map((p) => p.serviceKey))].flatMap(
-        (serviceKey) => [...(conflicts.get(serviceKey)?.get(routeKey(compiled.route)) ?? [])],
-      ),
+      [...new Set(parents.map((p) => p.serviceKey))].flatMap((serviceKey) => [
+        ...(conflicts.get(serviceKey)?.get(routeKey(compiled.route)) ?? []),
+      ]),
     );
     return routeStatus(compiled, parents, routeConflicts);
   });

@@ -53,7 +53,10 @@ export function routeLabel(route: RouteObject): string {
  * ranked matches, and the problems for status. Reads only the route and the
  * Services its backendRefs name.
  */
-export function compileRoute(route: RouteObject, services: ReadonlyMap<string, ServiceObject>): CompiledRoute {
+export function compileRoute(
+  route: RouteObject,
+  services: ReadonlyMap<string, ServiceObject>,
+): CompiledRoute {
   const catalog = new BackendRefResolver(services);
   const ruleIssues: RuleIssue[] = [];
   const refIssues: RefIssue[] = [];

@@ -123,7 +123,11 @@ export function snapshotOf(objects: Iterable<ReadObject>, issues: SnapshotIssue[
 }
 
 /** Sort key of a route: routes are ordered by kind, then namespace/name. */
-export function routeKey(route: { readonly kind: string; readonly namespace: string; readonly name: string }): string {
+export function routeKey(route: {
+  readonly kind: string;
+  readonly namespace: string;
+  readonly name: string;
+}): string {
   return `${route.kind}/${objectKey(route.namespace, route.name)}`;
 }
 
@@ -212,6 +216,11 @@ export function readObject(obj: unknown, where: string): ReadObject {
   return { identity: id, value, issues };
 }
 
+/** The identity of an object (as for removal), without reading the rest of it. */
+export function objectIdentity(obj: unknown): ObjectIdentity | undefined {
+  return isJsonObject(obj) ? identify(obj, "", []) : undefined;
+}
+
 function identify(obj: JsonObject, where: string, issues: SnapshotIssue[]): ObjectIdentity | undefined {
   const kind = typeof obj.kind === "string" ? obj.kind : "";
   const meta = isJsonObject(obj.metadata) ? obj.metadata : {};
@@ -289,7 +298,11 @@ function readService(obj: JsonObject, id: ObjectIdentity, problems: FieldProblem
   };
 }
 
-function readEndpointSlice(obj: JsonObject, id: ObjectIdentity, problems: FieldProblem[]): EndpointSliceObject {
+function readEndpointSlice(
+  obj: JsonObject,
+  id: ObjectIdentity,
+  problems: FieldProblem[],
+): EndpointSliceObject {
   const meta = objectField(obj, "metadata", "", problems) ?? {};
   const labels = stringMapField(meta, "labels", "metadata", problems);
   const ports = objectListField(obj, "ports", "", problems).map(({ item, field }) => ({
@@ -356,7 +369,11 @@ function readPod(obj: JsonObject, id: ObjectIdentity, problems: FieldProblem[]):
   };
 }
 
-function readReferenceGrant(obj: JsonObject, id: ObjectIdentity, problems: FieldProblem[]): ReferenceGrantObject {
+function readReferenceGrant(
+  obj: JsonObject,
+  id: ObjectIdentity,
+  problems: FieldProblem[],
+): ReferenceGrantObject {
   const spec = objectField(obj, "spec", "", problems) ?? {};
   return {
     namespace: id.namespace,

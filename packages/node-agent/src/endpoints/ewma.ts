@@ -5,6 +5,8 @@
 // decays while an endpoint gets no traffic, so an endpoint that once looked
 // slow is eventually tried again.
 
+const UNKNOWN_PENALTY = 1e6;
+
 export class PeakEwma {
   #estimateMs: number;
   #stampMs: number;
@@ -37,9 +39,16 @@ export class PeakEwma {
     this.#stampMs = nowMs;
   }
 
-  /** Load-adjusted cost: latency times the queue it would join. */
+  /**
+   * Load-adjusted cost: latency times the queue it would join. An endpoint
+   * with no estimate yet costs nothing while idle (so it is tried), and a large
+   * penalty while its first requests are outstanding (so a burst does not all
+   * land on an unknown endpoint).
+   */
   cost(nowMs: number): number {
-    return this.estimate(nowMs) * (this.pending + 1);
+    const estimate = this.estimate(nowMs);
+    if (estimate === 0) return this.pending === 0 ? 0 : UNKNOWN_PENALTY + this.pending;
+    return estimate * (this.pending + 1);
   }
 }
 

@@ -3,6 +3,7 @@
 // per-request streams and promises of request()/stream(), which measured as a
 // large share of the forwarding cost (see docs/agent.md).
 
+import { IncomingMessage } from "node:http";
 import type { Readable } from "node:stream";
 import { PassThrough } from "node:stream";
 import { type Dispatcher, Pool } from "undici";
@@ -87,6 +88,7 @@ export class H1Attempt implements Attempt, Dispatcher.DispatchHandler {
   #aborted = false;
   #body: RequestBody | null = null;
   #sink: PassThrough | null = null;
+  #source: Readable | null = null;
 
   constructor(owner: AttemptOwner, endpoint: EndpointState, pools: H1Pools) {
     this.#owner = owner;
@@ -103,6 +105,14 @@ export class H1Attempt implements Attempt, Dispatcher.DispatchHandler {
       this.#sink = sink;
       this.#body = req.body;
       req.body.attach(sink);
+      body = sink;
+    } else if (req.body !== null && !(req.body instanceof IncomingMessage)) {
+      // undici destroys a stream body when it is done with it; for an HTTP/2
+      // client stream that would reset the stream we still have to answer on.
+      const sink = new PassThrough();
+      req.body.pipe(sink);
+      this.#source = req.body;
+      this.#sink = sink;
       body = sink;
     } else {
       body = req.body;
@@ -172,8 +182,10 @@ export class H1Attempt implements Attempt, Dispatcher.DispatchHandler {
     if (this.#body !== null) {
       this.#body.detach();
       this.#body = null;
-      this.#sink?.destroy();
-      this.#sink = null;
     }
+    if (this.#source !== null && this.#sink !== null) this.#source.unpipe(this.#sink);
+    this.#source = null;
+    this.#sink?.destroy();
+    this.#sink = null;
   }
 }

@@ -1,0 +1,91 @@
+// Controller benchmark: `node packages/controller/bench/run.ts [--profile]`.
+//
+// Synthetic cluster (bench/synthetic-cluster.ts): 1,000 services, 10,000
+// endpoints, 2,000 routes, 100 nodes. Each phase runs in its own process
+// (with --expose-gc) so memory figures are not mixed:
+//   controller  what trellis-controller runs: RoutingState + VersionedTables.
+//               Initial full compute, then 100 route changes and 100
+//               EndpointSlice changes, each timed from apply() until every
+//               affected node has its new versioned table; RSS after a GC
+//               with the raw objects still held (as the informer caches hold
+//               them).
+//   reference   the from-scratch path (computeTables + NodeTable.encode of
+//               every table), as the controller did before RoutingState.
+// Results: bench/results/controller-bench.{json,md}. --profile writes a
+// V8 CPU profile of the controller phase to bench/results/profiles/.
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const results = join(here, "results");
+
+interface PhaseResult {
+  readonly [key: string]: unknown;
+}
+
+function runPhase(phase: string, extraArgs: string[] = []): PhaseResult {
+  const out = execFileSync(
+    process.execPath,
+    ["--expose-gc", ...extraArgs, join(here, "phases.ts"), phase],
+    { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 64 * 1024 * 1024 },
+  );
+  return JSON.parse(out) as PhaseResult;
+}
+
+const profile = process.argv.includes("--profile");
+mkdirSync(results, { recursive: true });
+const profileArgs = profile ? ["--cpu-prof", `--cpu-prof-dir=${join(results, "profiles")}`] : [];
+
+process.stderr.write("controller phase…\n");
+const controller = runPhase("controller", profileArgs);
+process.stderr.write("reference phase…\n");
+const reference = runPhase("reference");
+
+const summary = {
+  measuredAt: new Date().toISOString(),
+  command: `node packages/controller/bench/run.ts${profile ? " --profile" : ""}`,
+  machine: { cpu: os.cpus()[0]?.model ?? "?", cpus: os.cpus().length, node: process.version },
+  targets: { routeChangeP99Ms: 50, rssMB: 300 },
+  controller,
+  reference,
+};
+writeFileSync(join(results, "controller-bench.json"), `${JSON.stringify(summary, null, 2)}\n`);
+
+const c = controller as Record<string, Record<string, number> & { counts?: Record<string, number> }>;
+const r = reference as Record<string, Record<string, number>>;
+const ms = (x: number | undefined) => (x === undefined ? "?" : `${x.toFixed(1)} ms`);
+const mb = (x: number | undefined) => (x === undefined ? "?" : `${x.toFixed(0)} MB`);
+const md = `# Controller benchmark
+
+Measured ${summary.measuredAt} with \`${summary.command}\` on ${summary.machine.cpu} (${summary.machine.cpus} CPUs), Node ${summary.machine.node}.
+
+Synthetic cluster: ${Object.entries(c.cluster ?? {})
+  .map(([k, v]) => `${v} ${k}`)
+  .join(", ")}.
+
+| what | figure | target |
+|---|---|---|
+| one route change → every affected table recomputed and versioned, p50 | ${ms(c.routeChange?.p50)} | |
+| one route change, p99 (${c.routeChange?.samples} changes) | **${ms(c.routeChange?.p99)}** | < 50 ms |
+| nodes with a new table version per route change (mean) | ${c.routeChange?.meanChangedNodes?.toFixed(1)} | |
+| … plus encoding the changed tables for the agents, p50 / p99 | ${ms(c.routeChangeWithEncode?.p50)} / ${ms(c.routeChangeWithEncode?.p99)} | |
+| one EndpointSlice change → tables, p50 / p99 (${c.sliceChange?.samples} changes) | ${ms(c.sliceChange?.p50)} / ${ms(c.sliceChange?.p99)} | |
+| controller RSS after start-up and all changes (after GC; raw objects held as the informers would) | **${mb(c.memory?.rssMB)}** | < 300 MB |
+| … of which V8 heap used | ${mb(c.memory?.heapUsedMB)} | |
+| full compute at start-up (RoutingState, every object applied at once) | ${ms(c.initial?.applyMs)} | |
+| first versioning of all ${c.cluster?.Node} tables (content digests) | ${ms(c.initial?.versionMs)} | |
+| encoding all ${c.cluster?.Node} tables from shared parts (${mb(c.initial?.allTablesMB)} in total) | ${ms(c.initial?.encodeAllMs)} | |
+| reference: from-scratch computeTables (old controller path, every change) | ${ms(r.fullCompute?.ms)} | |
+| reference: NodeTable.encode of every table | ${ms(r.encodeAll?.ms)} | |
+| reference: RSS after one from-scratch compute and encode (after GC) | ${mb(r.memory?.rssMB)} | |
+
+Route changes alternate canary weight steps and header-modifier edits on random
+routes (1 in 20 is a consumer route). Times are wall-clock around
+\`RoutingState.apply()\` + \`VersionedTables.update()\` (and \`encodeNodeTable()\`
+of the changed tables where said), after 20 unmeasured warm-up changes.
+`;
+writeFileSync(join(results, "controller-bench.md"), md);
+process.stdout.write(md);

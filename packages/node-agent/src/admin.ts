@@ -1,0 +1,59 @@
+// The agent's admin port: Prometheus metrics, health, and the port map for debugging.
+
+import http from "node:http";
+import type { Agent } from "./agent.ts";
+import type { AgentMetrics } from "./metrics.ts";
+
+export function startAdminServer(
+  agent: Agent,
+  metrics: AgentMetrics,
+  address: string,
+  port: number,
+): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    const url = req.url ?? "/";
+    if (url === "/metrics") {
+      metrics.registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { "content-type": metrics.registry.contentType });
+          res.end(text);
+        },
+        (err: Error) => {
+          res.writeHead(500, { "content-type": "text/plain" });
+          res.end(`${err.message}\n`);
+        },
+      );
+      return;
+    }
+    if (url === "/healthz") {
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end("ok\n");
+      return;
+    }
+    if (url === "/readyz") {
+      const ready = agent.version !== null;
+      res.writeHead(ready ? 200 : 503, { "content-type": "text/plain" });
+      res.end(ready ? "ok\n" : "no table applied yet\n");
+      return;
+    }
+    if (url === "/debug/portmap") {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(`${JSON.stringify({ version: agent.version, portMap: agent.portMap() }, null, 2)}\n`);
+      return;
+    }
+    if (url === "/debug/endpoints") {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(`${JSON.stringify(agent.endpointStates(), null, 2)}\n`);
+      return;
+    }
+    res.writeHead(404, { "content-type": "text/plain" });
+    res.end("not found\n");
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, address, () => {
+      server.off("error", reject);
+      resolve(server);
+    });
+  });
+}

@@ -1,0 +1,127 @@
+#!/usr/bin/env node
+// trellis-agent: the node agent process.
+
+import type { AddressInfo } from "node:net";
+import { Command, InvalidArgumentError } from "commander";
+import pino from "pino";
+import { startAdminServer } from "./admin.ts";
+import { Agent } from "./agent.ts";
+import { AgentMetrics } from "./metrics.ts";
+import { FileTableSource, type TableSource } from "./table/source.ts";
+
+function int(name: string): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0)
+      throw new InvalidArgumentError(`${name} must be a non-negative integer`);
+    return n;
+  };
+}
+
+export function buildCommand(): Command {
+  return new Command("trellis-agent")
+    .description("Trellis node agent: routes captured east-west traffic by the node's NodeTable.")
+    .requiredOption("--table-file <path>", "NodeTable to serve (JSON form of NodeTable, or binary protobuf)")
+    .option("--no-watch", "do not reload when the table file changes (SIGHUP still reloads)")
+    .option(
+      "--listen-address <ip>",
+      "address listeners bind (capture redirects to the node address)",
+      "0.0.0.0",
+    )
+    .option("--admin-address <ip>", "address of the metrics/health server", "0.0.0.0")
+    .option("--admin-port <port>", "port of the metrics/health server (0 = any)", int("--admin-port"), 15090)
+    .option("--debug-headers", "add x-trellis-route and x-trellis-backend to responses", false)
+    .option("--log-level <level>", "pino level: trace, debug, info, warn, error, silent", "info")
+    .option(
+      "--drain-timeout-ms <ms>",
+      "grace for requests on a removed listener",
+      int("--drain-timeout-ms"),
+      10_000,
+    )
+    .option("--connect-timeout-ms <ms>", "upstream connect timeout", int("--connect-timeout-ms"), 3_000)
+    .option(
+      "--breaker-consecutive-failures <n>",
+      "open an endpoint's breaker after n failures in a row (0 = off)",
+      int("--breaker-consecutive-failures"),
+      5,
+    )
+    .option(
+      "--breaker-error-percentage <pct>",
+      "open when the error rate in the window exceeds pct",
+      int("--breaker-error-percentage"),
+      50,
+    )
+    .option(
+      "--breaker-volume <n>",
+      "requests in the window before the error rate counts",
+      int("--breaker-volume"),
+      20,
+    )
+    .option(
+      "--breaker-reset-ms <ms>",
+      "open → half-open (one probe request) after this long",
+      int("--breaker-reset-ms"),
+      5_000,
+    );
+}
+
+interface CliOptions {
+  tableFile: string;
+  watch: boolean;
+  listenAddress: string;
+  adminAddress: string;
+  adminPort: number;
+  debugHeaders: boolean;
+  logLevel: string;
+  drainTimeoutMs: number;
+  connectTimeoutMs: number;
+  breakerConsecutiveFailures: number;
+  breakerErrorPercentage: number;
+  breakerVolume: number;
+  breakerResetMs: number;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const o = buildCommand().parse(argv).opts<CliOptions>();
+  const log = pino({ level: o.logLevel, base: { component: "trellis-agent" } });
+  const metrics = new AgentMetrics();
+  const agent = new Agent({
+    logger: log,
+    metrics,
+    listenAddress: o.listenAddress,
+    debugHeaders: o.debugHeaders,
+    drainTimeoutMs: o.drainTimeoutMs,
+    connectTimeoutMs: o.connectTimeoutMs,
+    breaker: {
+      consecutiveFailures: o.breakerConsecutiveFailures,
+      errorThresholdPercentage: o.breakerErrorPercentage,
+      volumeThreshold: o.breakerVolume,
+      resetTimeoutMs: o.breakerResetMs,
+    },
+    onPortMap: (entries) => log.info({ portMap: entries }, "port map"),
+  });
+  const admin = await startAdminServer(agent, metrics, o.adminAddress, o.adminPort);
+  log.info({ admin: (admin.address() as AddressInfo).port }, "admin server listening");
+  const source: TableSource = new FileTableSource({ path: o.tableFile, log, watch: o.watch });
+  await source.start((t) => agent.apply(t));
+
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "stopping");
+    await source.stop();
+    await agent.close();
+    admin.close();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+}
+
+if (import.meta.main) {
+  main(process.argv).catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

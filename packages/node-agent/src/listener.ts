@@ -1,0 +1,321 @@
+// One listener per meshed service port. The listener port tells which
+// service port the client meant (capture redirects VIP:port → listener port),
+// so the original destination needs no socket option. Each listener has its
+// own HTTP/1.1 and HTTP/2 servers (fed with emit('connection')), which keeps
+// draining one listener from touching the connections of another.
+
+import http from "node:http";
+import http2, {
+  type Http2Server,
+  type Http2Session,
+  type IncomingHttpHeaders,
+  type ServerHttp2Stream,
+} from "node:http2";
+import net from "node:net";
+import { Duplex } from "node:stream";
+import { AgentResponse, H1Client } from "./proxy/client-h1.ts";
+import { H2Client } from "./proxy/client-h2.ts";
+import { Exchange, type ProxyContext } from "./proxy/exchange.ts";
+import { passthrough } from "./proxy/tcp.ts";
+import type { CompiledTable, PortPlan } from "./table/compile.ts";
+
+const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+
+export interface ListenerOptions {
+  sniffTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  headersTimeoutMs: number;
+  maxHeaderSize: number;
+}
+
+export type Sniffed = "h1" | "h2" | "tcp" | "more";
+
+/** Classifies the first bytes of a connection: HTTP/2 preface, HTTP/1 request line, else TCP. */
+export function classifyFirstBytes(buf: Buffer): Sniffed {
+  const n = Math.min(buf.length, PREFACE.length);
+  if (buf.subarray(0, n).equals(PREFACE.subarray(0, n))) return buf.length >= PREFACE.length ? "h2" : "more";
+  // An HTTP/1 request line starts with a method token (RFC 9110 tchar) and a space.
+  for (let i = 0; i < buf.length; i++) {
+    const c = buf[i] as number;
+    if (c === 0x20) return i > 0 ? "h1" : "tcp";
+    const tchar =
+      (c >= 0x41 && c <= 0x5a) ||
+      (c >= 0x61 && c <= 0x7a) ||
+      (c >= 0x30 && c <= 0x39) ||
+      "!#$%&'*+-.^_`|~".includes(String.fromCharCode(c));
+    if (!tchar || i >= 32) return "tcp";
+  }
+  return "more";
+}
+
+export function normaliseIp(address: string | undefined): string {
+  if (address === undefined) return "";
+  return address.startsWith("::ffff:") ? address.slice(7) : address;
+}
+
+/** Bytes read while sniffing, put back in front of the socket for HTTP/2 (whose session reads the socket natively). */
+class Rewound extends Duplex {
+  readonly #socket: net.Socket;
+
+  constructor(socket: net.Socket, head: Buffer) {
+    super();
+    this.#socket = socket;
+    this.push(head);
+    socket.on("data", (d: Buffer) => {
+      if (!this.push(d)) socket.pause();
+    });
+    socket.on("end", () => this.push(null));
+    socket.on("error", (e) => this.destroy(e));
+    socket.on("close", () => this.destroy());
+  }
+
+  override _read(): void {
+    this.#socket.resume();
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.#socket.write(chunk, cb);
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.#socket.end();
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
+    this.#socket.destroy();
+    cb(err);
+  }
+}
+
+export class Listener {
+  readonly key: string;
+  readonly port: number;
+  plan: PortPlan;
+  table: CompiledTable;
+  draining = false;
+  readonly #ctx: ProxyContext;
+  readonly #opts: ListenerOptions;
+  readonly #server: net.Server;
+  readonly #sockets = new Set<net.Socket>();
+  readonly #sessions = new Set<Http2Session>();
+  readonly #sessionSource = new WeakMap<Http2Session, string>();
+  #pendingSource = "";
+  #h1: http.Server<typeof http.IncomingMessage, typeof AgentResponse> | null = null;
+  #h2: Http2Server | null = null;
+
+  private constructor(
+    ctx: ProxyContext,
+    opts: ListenerOptions,
+    key: string,
+    port: number,
+    server: net.Server,
+    plan: PortPlan,
+    table: CompiledTable,
+  ) {
+    this.#ctx = ctx;
+    this.#opts = opts;
+    this.key = key;
+    this.port = port;
+    this.#server = server;
+    this.plan = plan;
+    this.table = table;
+    server.on("connection", (s: net.Socket) => this.#onConnection(s));
+    server.on("error", (err) => ctx.log.error({ err, listener: key }, "listener error"));
+  }
+
+  /** Binds `port` on `address`; rejects with the bind error (EADDRINUSE...) so the caller can try another. */
+  static open(
+    ctx: ProxyContext,
+    opts: ListenerOptions,
+    address: string,
+    port: number,
+    plan: PortPlan,
+    table: CompiledTable,
+  ): Promise<Listener> {
+    return new Promise((resolve, reject) => {
+      const server = net.createServer({ noDelay: true, pauseOnConnect: false });
+      const onError = (err: Error): void => reject(err);
+      server.once("error", onError);
+      server.listen({ host: address, port, exclusive: true }, () => {
+        server.off("error", onError);
+        resolve(new Listener(ctx, opts, plan.key, port, server, plan, table));
+      });
+    });
+  }
+
+  #onConnection(socket: net.Socket): void {
+    this.#sockets.add(socket);
+    socket.once("close", () => this.#sockets.delete(socket));
+    socket.on("error", () => {});
+    switch (this.plan.protocol) {
+      case "h1":
+        this.#http1().emit("connection", socket);
+        return;
+      case "h2":
+      case "grpc":
+        this.#pendingSource = normaliseIp(socket.remoteAddress);
+        this.#http2().emit("connection", socket);
+        return;
+      case "tcp":
+        passthrough(socket, this.plan, this.#ctx.random, this.#ctx.metrics, this.#ctx.log);
+        return;
+      default:
+        this.#sniff(socket);
+    }
+  }
+
+  #sniff(socket: net.Socket): void {
+    let buf: Buffer = Buffer.alloc(0);
+    const decide = (kind: "h1" | "h2" | "tcp"): void => {
+      clearTimeout(timer);
+      socket.off("data", onData);
+      socket.off("end", onEnd);
+      socket.pause();
+      if (kind === "h2") {
+        this.#pendingSource = normaliseIp(socket.remoteAddress);
+        this.#http2().emit("connection", new Rewound(socket, buf));
+        return;
+      }
+      if (buf.length > 0) socket.unshift(buf);
+      if (kind === "h1") {
+        this.#http1().emit("connection", socket);
+        socket.resume();
+      } else {
+        passthrough(socket, this.plan, this.#ctx.random, this.#ctx.metrics, this.#ctx.log);
+      }
+    };
+    const onData = (d: Buffer): void => {
+      buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
+      const kind = classifyFirstBytes(buf);
+      if (kind !== "more") decide(kind);
+    };
+    const onEnd = (): void => {
+      clearTimeout(timer);
+      socket.destroy();
+    };
+    // Server-speaks-first protocols send nothing: after a short wait they are passed through as TCP.
+    const timer = setTimeout(() => decide("tcp"), this.#opts.sniffTimeoutMs);
+    socket.on("data", onData);
+    socket.on("end", onEnd);
+  }
+
+  #http1(): http.Server<typeof http.IncomingMessage, typeof AgentResponse> {
+    if (this.#h1 !== null) return this.#h1;
+    const ctx = this.#ctx;
+    const server = http.createServer(
+      {
+        ServerResponse: AgentResponse,
+        keepAliveTimeout: this.#opts.keepAliveTimeoutMs,
+        headersTimeout: this.#opts.headersTimeoutMs,
+        // Node enforces headersTimeout only when it checks connections (every 30 s by default).
+        connectionsCheckingInterval: Math.max(
+          100,
+          Math.min(5_000, Math.floor(this.#opts.headersTimeoutMs / 4)),
+        ),
+        // The route's timeouts bound a request; this would cut long uploads and streams.
+        requestTimeout: 0,
+        maxHeaderSize: this.#opts.maxHeaderSize,
+        noDelay: true,
+      },
+      (req, res) => {
+        const client = H1Client.from(req, res as AgentResponse, this, normaliseIp(req.socket.remoteAddress));
+        if (client === null) return;
+        new Exchange(ctx, this.table, this.plan, client).start();
+      },
+    );
+    server.on("clientError", (err: NodeJS.ErrnoException, socket: net.Socket) => {
+      const code = err.code ?? "";
+      ctx.metrics?.clientError("http1", code);
+      ctx.log.debug(
+        { err: { code, message: err.message }, listener: this.key },
+        "malformed HTTP/1.1 request",
+      );
+      if (code === "ECONNRESET" || !socket.writable) {
+        socket.destroy();
+        return;
+      }
+      const status =
+        code === "HPE_HEADER_OVERFLOW"
+          ? "431 Request Header Fields Too Large"
+          : code === "ERR_HTTP_REQUEST_TIMEOUT"
+            ? "408 Request Timeout"
+            : "400 Bad Request";
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      socket.destroySoon();
+    });
+    // node:http starts connection tracking (headersTimeout enforcement,
+    // closeIdleConnections) on 'listening'; this server never listens itself.
+    server.emit("listening");
+    this.#h1 = server;
+    return server;
+  }
+
+  #http2(): Http2Server {
+    if (this.#h2 !== null) return this.#h2;
+    const ctx = this.#ctx;
+    const server = http2.createServer({
+      maxSessionMemory: 64,
+      peerMaxConcurrentStreams: 1000,
+      settings: { initialWindowSize: 1 << 20, maxConcurrentStreams: 1000 },
+    });
+    server.on("session", (session: Http2Session) => {
+      this.#sessionSource.set(session, this.#pendingSource);
+      this.#sessions.add(session);
+      session.on("close", () => this.#sessions.delete(session));
+      session.on("error", (err) => {
+        ctx.metrics?.clientError("http2", "session_error");
+        ctx.log.debug({ err, listener: this.key }, "HTTP/2 session error");
+      });
+      session.on("frameError", () => ctx.metrics?.clientError("http2", "frame_error"));
+      session.on("connect", () => {
+        if (!session.destroyed) session.setLocalWindowSize(16 << 20);
+      });
+      if (this.draining) session.close();
+    });
+    server.on("sessionError", () => {});
+    server.on("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+      const source = this.#sessionSource.get(stream.session as Http2Session) ?? "";
+      const client = new H2Client(stream, headers, source, this.plan.protocol === "grpc");
+      new Exchange(ctx, this.table, this.plan, client).start();
+    });
+    this.#h2 = server;
+    return server;
+  }
+
+  /**
+   * Stops accepting, lets requests in flight finish (HTTP/1.1 connections
+   * close after their current response, HTTP/2 sessions get GOAWAY), and cuts
+   * whatever is left after `graceMs`.
+   */
+  drain(graceMs: number): Promise<void> {
+    this.draining = true;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        for (const s of this.#sockets) s.destroy();
+        for (const s of this.#sessions) s.destroy();
+      }, graceMs);
+      timer.unref();
+      this.#server.close(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      // Closing the (never listening) HTTP server stops its connection checks and closes idle keep-alives.
+      this.#h1?.close(() => {});
+      this.#h2?.close(() => {});
+      for (const s of this.#sessions) s.close();
+    });
+  }
+
+  /** Closes at once, cutting connections. */
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.draining = true;
+      this.#server.close(() => resolve());
+      this.#h1?.close(() => {});
+      this.#h2?.close(() => {});
+      for (const s of this.#sockets) s.destroy();
+      for (const s of this.#sessions) s.destroy();
+    });
+  }
+}
