@@ -19,7 +19,12 @@ function gc(): void {
 function memory() {
   gc();
   const m = process.memoryUsage();
-  return { rssMB: m.rss / 2 ** 20, heapUsedMB: m.heapUsed / 2 ** 20, externalMB: m.external / 2 ** 20 };
+  return {
+    rssMB: m.rss / 2 ** 20,
+    heapUsedMB: m.heapUsed / 2 ** 20,
+    heapTotalMB: m.heapTotal / 2 ** 20,
+    externalMB: m.external / 2 ** 20,
+  };
 }
 
 function percentiles(samples: number[]) {
@@ -28,7 +33,7 @@ function percentiles(samples: number[]) {
   return { samples: xs.length, p50: at(50), p90: at(90), p99: at(99), max: xs[xs.length - 1]! };
 }
 
-function controllerPhase() {
+async function controllerPhase() {
   const cluster = syntheticCluster();
   // `objects` stays alive for the whole phase: it stands for the informers'
   // caches, which hold every object the controller watches.
@@ -42,50 +47,56 @@ function controllerPhase() {
   t = performance.now();
   versions.update(state.tables());
   const versionMs = performance.now() - t;
-  t = performance.now();
-  let bytes = 0;
-  for (const node of versions.nodes()) bytes += encodeNodeTable(versions.get(node)!.table).length;
-  const encodeAllMs = performance.now() - t;
 
   const rand = random(7);
   const routes = cluster.routes;
-  const timeChange = (makeChange: (step: number) => Record<string, unknown>, encode: boolean) => {
-    const changed = makeChange(0);
+  const slices = cluster.slices;
+  const change = (object: Record<string, unknown>, encode: boolean) => {
     const t0 = performance.now();
-    state.apply([{ object: changed }]);
+    state.apply([{ object }]);
     const { changed: nodes } = versions.update(state.tables());
     if (encode) for (const n of nodes) encodeNodeTable(versions.get(n)!.table);
     return { ms: performance.now() - t0, nodes: nodes.length };
   };
-
-  const routeSamples: number[] = [];
-  const routeEncodeSamples: number[] = [];
-  let changedNodes = 0;
-  for (let i = 0; i < WARMUP + 2 * SAMPLES; i++) {
-    const index = Math.floor(rand() * routes.length);
-    const next = changedRoute(routes[index]!, i);
-    routes[index] = next;
-    const encode = i >= WARMUP + SAMPLES;
-    const r = timeChange(() => next, encode);
-    if (i < WARMUP) continue;
-    if (encode) routeEncodeSamples.push(r.ms);
-    else {
-      routeSamples.push(r.ms);
-      changedNodes += r.nodes;
+  const routeChanges = (count: number, encode: boolean) => {
+    const samples: number[] = [];
+    let nodes = 0;
+    for (let i = 0; i < count; i++) {
+      const index = Math.floor(rand() * routes.length);
+      const next = changedRoute(routes[index]!, i);
+      routes[index] = next;
+      const r = change(next, encode);
+      samples.push(r.ms);
+      nodes += r.nodes;
     }
-  }
+    return { samples, meanChangedNodes: nodes / count };
+  };
+  const sliceChanges = (count: number) => {
+    const samples: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const index = Math.floor(rand() * slices.length);
+      const next = changedSlice(slices[index]!, i);
+      slices[index] = next;
+      samples.push(change(next, false).ms);
+    }
+    return samples;
+  };
 
-  const sliceSamples: number[] = [];
-  const slices = cluster.slices;
-  for (let i = 0; i < WARMUP + SAMPLES; i++) {
-    const index = Math.floor(rand() * slices.length);
-    const next = changedSlice(slices[index]!, i);
-    slices[index] = next;
-    const r = timeChange(() => next, false);
-    if (i >= WARMUP) sliceSamples.push(r.ms);
-  }
-
+  routeChanges(WARMUP, false);
+  const profiler = process.env.TRELLIS_BENCH_PROFILE ? await startProfiler() : undefined;
+  const routeRun = routeChanges(SAMPLES, false);
+  await profiler?.stop(process.env.TRELLIS_BENCH_PROFILE!);
+  sliceChanges(WARMUP);
+  const sliceSamples = sliceChanges(SAMPLES);
+  // Memory before any full-table encoding below: encoding every table is
+  // distribution work (next stage) and leaves hundreds of MB of garbage.
   const mem = memory();
+  t = performance.now();
+  let bytes = 0;
+  for (const node of versions.nodes()) bytes += encodeNodeTable(versions.get(node)!.table).length;
+  const encodeAllMs = performance.now() - t;
+  const encodeRun = routeChanges(SAMPLES, true);
+  const peakRssMB = process.resourceUsage().maxRSS / 1024;
   // Keep the inputs reachable until after the measurement.
   if (objects.length === 0 || routes.length === 0) throw new Error("empty cluster");
   return {
@@ -98,10 +109,27 @@ function controllerPhase() {
       Namespace: cluster.counts.Namespace,
     },
     initial: { applyMs, versionMs, encodeAllMs, allTablesMB: bytes / 2 ** 20 },
-    routeChange: { ...percentiles(routeSamples), meanChangedNodes: changedNodes / routeSamples.length },
-    routeChangeWithEncode: percentiles(routeEncodeSamples),
+    routeChange: { ...percentiles(routeRun.samples), meanChangedNodes: routeRun.meanChangedNodes },
+    routeChangeWithEncode: percentiles(encodeRun.samples),
     sliceChange: percentiles(sliceSamples),
-    memory: mem,
+    memory: { ...mem, peakRssMB },
+  };
+}
+
+async function startProfiler(): Promise<{ stop(path: string): Promise<void> }> {
+  const { Session } = await import("node:inspector/promises");
+  const { writeFileSync } = await import("node:fs");
+  const session = new Session();
+  session.connect();
+  await session.post("Profiler.enable");
+  await session.post("Profiler.setSamplingInterval", { interval: 100 });
+  await session.post("Profiler.start");
+  return {
+    async stop(path) {
+      const { profile } = await session.post("Profiler.stop");
+      writeFileSync(path, JSON.stringify(profile));
+      session.disconnect();
+    },
   };
 }
 
@@ -127,6 +155,7 @@ function referencePhase() {
 }
 
 const phase = process.argv[2];
-const result = phase === "controller" ? controllerPhase() : phase === "reference" ? referencePhase() : undefined;
+const result =
+  phase === "controller" ? await controllerPhase() : phase === "reference" ? referencePhase() : undefined;
 if (!result) throw new Error(`unknown phase ${phase}; use controller or reference`);
 process.stdout.write(`${JSON.stringify(result)}\n`);

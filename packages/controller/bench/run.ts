@@ -11,8 +11,10 @@
 //               them).
 //   reference   the from-scratch path (computeTables + NodeTable.encode of
 //               every table), as the controller did before RoutingState.
-// Results: bench/results/controller-bench.{json,md}. --profile writes a
-// V8 CPU profile of the controller phase to bench/results/profiles/.
+// Results: bench/results/controller-bench.{json,md}. --profile writes a V8
+// CPU profile of the 100 measured route changes to
+// bench/results/profiles/route-changes.cpuprofile (open in Chrome DevTools, or
+// summarise with bench/profile-summary.ts).
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -26,21 +28,23 @@ interface PhaseResult {
   readonly [key: string]: unknown;
 }
 
-function runPhase(phase: string, extraArgs: string[] = []): PhaseResult {
-  const out = execFileSync(
-    process.execPath,
-    ["--expose-gc", ...extraArgs, join(here, "phases.ts"), phase],
-    { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 64 * 1024 * 1024 },
-  );
+function runPhase(phase: string, env: Record<string, string> = {}): PhaseResult {
+  const out = execFileSync(process.execPath, ["--expose-gc", join(here, "phases.ts"), phase], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+    maxBuffer: 64 * 1024 * 1024,
+    env: { ...process.env, ...env },
+  });
   return JSON.parse(out) as PhaseResult;
 }
 
 const profile = process.argv.includes("--profile");
 mkdirSync(results, { recursive: true });
-const profileArgs = profile ? ["--cpu-prof", `--cpu-prof-dir=${join(results, "profiles")}`] : [];
+const profilePath = join(results, "profiles", "route-changes.cpuprofile");
+if (profile) mkdirSync(dirname(profilePath), { recursive: true });
 
 process.stderr.write("controller phase…\n");
-const controller = runPhase("controller", profileArgs);
+const controller = runPhase("controller", profile ? { TRELLIS_BENCH_PROFILE: profilePath } : {});
 process.stderr.write("reference phase…\n");
 const reference = runPhase("reference");
 
@@ -74,7 +78,8 @@ Synthetic cluster: ${Object.entries(c.cluster ?? {})
 | … plus encoding the changed tables for the agents, p50 / p99 | ${ms(c.routeChangeWithEncode?.p50)} / ${ms(c.routeChangeWithEncode?.p99)} | |
 | one EndpointSlice change → tables, p50 / p99 (${c.sliceChange?.samples} changes) | ${ms(c.sliceChange?.p50)} / ${ms(c.sliceChange?.p99)} | |
 | controller RSS after start-up and all changes (after GC; raw objects held as the informers would) | **${mb(c.memory?.rssMB)}** | < 300 MB |
-| … of which V8 heap used | ${mb(c.memory?.heapUsedMB)} | |
+| … V8 heap used / total, external | ${mb(c.memory?.heapUsedMB)} / ${mb(c.memory?.heapTotalMB)}, ${mb(c.memory?.externalMB)} | |
+| peak RSS of the phase (includes encoding every table, below) | ${mb(c.memory?.peakRssMB)} | |
 | full compute at start-up (RoutingState, every object applied at once) | ${ms(c.initial?.applyMs)} | |
 | first versioning of all ${c.cluster?.Node} tables (content digests) | ${ms(c.initial?.versionMs)} | |
 | encoding all ${c.cluster?.Node} tables from shared parts (${mb(c.initial?.allTablesMB)} in total) | ${ms(c.initial?.encodeAllMs)} | |

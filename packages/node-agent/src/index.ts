@@ -4,4 +4,5 @@ export { Agent, type AgentOptions, type ApplyResult, type EndpointInfo, type Por
 export type { BreakerSettings } from "./endpoints/breaker.ts";
 export { AgentMetrics } from "./metrics.ts";
 export { TableError } from "./table/compile.ts";
+export { type ControllerSourceOptions, ControllerTableSource } from "./table/controller-source.ts";
 export { decodeTable, FileTableSource, readTableFile, type TableSource } from "./table/source.ts";

@@ -1,23 +1,36 @@
 // Gives each node's table a version that changes exactly when the table's
 // content changes. Compile is versionless; this is where versions are made.
 //
-// A table passed again as the same object is unchanged (RoutingState replaces
-// a node's table object only when its content changed), so most nodes cost a
-// comparison. Any other table is compared by content digest, which
-// table-bytes.ts builds from the table's shared parts.
+// Contract with the caller: a node's table is passed again as the *same
+// object* as long as its content is unchanged, and as a new object when it
+// changed. RoutingState guarantees exactly that (property-tested), which makes
+// change detection a pointer comparison; no table is encoded or hashed on the
+// way. The content digest is computed when someone asks for it (admin
+// endpoint), from the table's shared parts (table-bytes.ts).
 import type { NodeTable } from "@trellis/api";
 import { tableDigest } from "./table-bytes.ts";
 
 export interface VersionedTable {
   /** The table with its version set. */
   readonly table: NodeTable;
-  /** Content digest of the table without its version. */
+  /** Content digest of the table without its version (computed on first use). */
   readonly digest: string;
 }
 
-interface Entry extends VersionedTable {
-  /** The unversioned table this version was made from. */
-  source: NodeTable;
+class Entry implements VersionedTable {
+  readonly source: NodeTable;
+  readonly table: NodeTable;
+  #digest: string | undefined;
+
+  constructor(source: NodeTable, table: NodeTable) {
+    this.source = source;
+    this.table = table;
+  }
+
+  get digest(): string {
+    this.#digest ??= tableDigest(this.source);
+    return this.#digest;
+  }
 }
 
 export class VersionedTables {
@@ -34,19 +47,9 @@ export class VersionedTables {
   update(tables: ReadonlyMap<string, NodeTable>): { changed: string[]; removed: string[] } {
     const changed: string[] = [];
     for (const [node, table] of tables) {
-      const previous = this.#byNode.get(node);
-      if (previous?.source === table) continue;
-      const digest = tableDigest(table);
-      if (previous?.digest === digest) {
-        previous.source = table;
-        continue;
-      }
+      if (this.#byNode.get(node)?.source === table) continue;
       this.#counter++;
-      this.#byNode.set(node, {
-        source: table,
-        digest,
-        table: { ...table, version: { epoch: this.epoch, number: this.#counter } },
-      });
+      this.#byNode.set(node, new Entry(table, { ...table, version: { epoch: this.epoch, number: this.#counter } }));
       changed.push(node);
     }
     const removed = [...this.#byNode.keys()].filter((n) => !tables.has(n));

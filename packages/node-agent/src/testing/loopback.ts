@@ -132,10 +132,23 @@ export function request(port: number, o: RequestOptions = {}): Promise<ClientRes
   });
 }
 
-/** A random 200-port window: test files run in parallel and must not fight over listener ports. */
+/**
+ * A random 100-port window below the ephemeral range: test files run in
+ * parallel, and when windows overlap the agent's EADDRINUSE fallback moves on.
+ */
 export function portRange(): { listenerPortMin: number; listenerPortMax: number } {
-  const base = 20_000 + Math.floor(Math.random() * 200) * 200;
-  return { listenerPortMin: base, listenerPortMax: base + 199 };
+  const base = 20_000 + Math.floor(Math.random() * 120) * 100;
+  return { listenerPortMin: base, listenerPortMax: base + 99 };
+}
+
+/** A port that was free a moment ago (bound to 0 and released). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
 }
 
 export function endpointOf(

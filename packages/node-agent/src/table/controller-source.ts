@@ -1,0 +1,244 @@
+// Tables from the controller over the agent protocol (agent.proto). Keeps the
+// agent serving through anything the control plane does: the last good table
+// is persisted and applied at start before the controller answers, a NACK or
+// a lost stream leaves the current table in place, and reconnects back off
+// (capped, jittered) so hundreds of agents don't stampede a restarted controller.
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { readFile, rename, writeFile } from "node:fs/promises";
+import * as grpc from "@grpc/grpc-js";
+import {
+  type AgentMessage,
+  AgentStreamClient,
+  type BackendStats,
+  type ControllerMessage,
+  NodeTable,
+  type TableVersion,
+} from "@trellis/api";
+import type { Logger } from "pino";
+import type { TableSource } from "./source.ts";
+
+export interface ControllerSourceOptions {
+  /** host:port of the controller's agent channel. */
+  address: string;
+  /** PEM of the CA that signed the controller's certificate. */
+  caFile: string;
+  /** Projected ServiceAccount token (audience trellis); re-read on every connect because the kubelet rotates it. */
+  tokenFile: string;
+  /** TLS name to verify instead of the address's host (e.g. the controller Service's DNS name). */
+  serverName?: string;
+  node: string;
+  /** Where the last good table is kept between restarts. */
+  stateFile: string;
+  agentVersion: string;
+  log: Logger;
+  backoffInitialMs?: number;
+  backoffMaxMs?: number;
+  statsIntervalMs?: number;
+  /** Per-backend counters since the last call; undefined when there is nothing to report. */
+  takeStats?: () => BackendStats | undefined;
+}
+
+type Stream = grpc.ClientDuplexStream<AgentMessage, ControllerMessage>;
+
+export class ControllerTableSource implements TableSource {
+  readonly #o: ControllerSourceOptions;
+  #sink: ((table: NodeTable) => Promise<unknown>) | null = null;
+  #client: AgentStreamClient | null = null;
+  #stream: Stream | null = null;
+  #stopped = false;
+  #failures = 0;
+  #retry: NodeJS.Timeout | null = null;
+  #statsTimer: NodeJS.Timeout | null = null;
+  #applied: TableVersion | undefined;
+  #pending: NodeTable | null = null;
+  #applying: Promise<void> | null = null;
+
+  constructor(opts: ControllerSourceOptions) {
+    this.#o = opts;
+  }
+
+  /** Version of the table the agent serves, if any. */
+  applied(): TableVersion | undefined {
+    return this.#applied;
+  }
+
+  async start(sink: (table: NodeTable) => Promise<unknown>): Promise<void> {
+    this.#sink = sink;
+    await this.#applyPersisted();
+    this.#connect();
+    if (this.#o.takeStats)
+      this.#statsTimer = setInterval(() => this.#sendStats(), this.#o.statsIntervalMs ?? 5000);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#retry) clearTimeout(this.#retry);
+    if (this.#statsTimer) clearInterval(this.#statsTimer);
+    this.#stream?.cancel();
+    this.#client?.close();
+    await this.#applying;
+    this.#sink = null;
+  }
+
+  async #applyPersisted(): Promise<void> {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(this.#o.stateFile);
+    } catch {
+      return; // first start on this node
+    }
+    try {
+      const table = NodeTable.decode(bytes);
+      if (table.node !== this.#o.node) throw new Error(`persisted table is for node ${table.node}`);
+      await this.#sink?.(table);
+      this.#applied = table.version;
+      this.#o.log.info(
+        { version: table.version, file: this.#o.stateFile },
+        "serving persisted table until the controller answers",
+      );
+    } catch (err) {
+      this.#o.log.warn({ err, file: this.#o.stateFile }, "ignoring unusable persisted table");
+    }
+  }
+
+  #connect(): void {
+    if (this.#stopped) return;
+    void readFile(this.#o.tokenFile, "utf8").then(
+      (token) => this.#open(token.trim()),
+      (err: unknown) => {
+        this.#o.log.error(
+          { err, tokenFile: this.#o.tokenFile },
+          "cannot read the ServiceAccount token; is the projected volume mounted?",
+        );
+        this.#scheduleReconnect();
+      },
+    );
+  }
+
+  #open(token: string): void {
+    const log = this.#o.log;
+    // A fresh channel per attempt: grpc-js's own reconnect backoff (up to
+    // minutes) would otherwise override ours after a long controller outage.
+    this.#client?.close();
+    let ca: Buffer;
+    try {
+      ca = readFileSync(this.#o.caFile);
+    } catch (err) {
+      log.error({ err, caFile: this.#o.caFile }, "cannot read the controller CA");
+      this.#scheduleReconnect();
+      return;
+    }
+    this.#client = new AgentStreamClient(this.#o.address, grpc.credentials.createSsl(ca), {
+      "grpc.keepalive_time_ms": 10_000,
+      "grpc.keepalive_timeout_ms": 5_000,
+      "grpc.keepalive_permit_without_calls": 1,
+      "grpc.max_receive_message_length": 64 * 1024 * 1024,
+      ...(this.#o.serverName ? { "grpc.ssl_target_name_override": this.#o.serverName } : {}),
+    });
+    const md = new grpc.Metadata();
+    md.set("authorization", `Bearer ${token}`);
+    const stream = this.#client.connect(md);
+    this.#stream = stream;
+    const connectedAt = Date.now();
+    stream.write({
+      message: {
+        $case: "hello",
+        hello: { node: this.#o.node, lastApplied: this.#applied, agentVersion: this.#o.agentVersion },
+      },
+    });
+    stream.on("data", (msg: ControllerMessage) => {
+      if (msg.message?.$case !== "tableUpdate" || !msg.message.tableUpdate.table) return;
+      this.#failures = 0;
+      this.#enqueue(msg.message.tableUpdate.table);
+    });
+    stream.on("error", (err: grpc.ServiceError) => {
+      if (this.#stopped) return;
+      const refused = err.code === grpc.status.UNAUTHENTICATED || err.code === grpc.status.PERMISSION_DENIED;
+      (refused ? log.error : log.warn).call(
+        log,
+        { code: err.code, details: err.details, lastApplied: this.#applied },
+        refused
+          ? "controller refused this agent's credentials"
+          : "controller stream lost; serving the last good table",
+      );
+    });
+    // grpc-js ends every call with exactly one 'status' event, whether it was
+    // refused, lost or never connected; 'close' is not guaranteed.
+    stream.on("status", () => {
+      if (this.#stream === stream) this.#stream = null;
+      // A stream that lived a while was healthy: start the backoff over.
+      if (Date.now() - connectedAt > 10_000) this.#failures = 0;
+      this.#scheduleReconnect();
+    });
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#stopped || this.#retry) return;
+    const initial = this.#o.backoffInitialMs ?? 200;
+    const max = this.#o.backoffMaxMs ?? 30_000;
+    const base = Math.min(max, initial * 2 ** Math.min(this.#failures, 20));
+    this.#failures++;
+    // Full jitter on the upper half keeps a fleet from reconnecting in lockstep.
+    const delay = base / 2 + Math.random() * (base / 2);
+    this.#retry = setTimeout(() => {
+      this.#retry = null;
+      this.#connect();
+    }, delay);
+  }
+
+  /** Applies tables one at a time, in order; a table that arrives while one applies replaces any waiting one. */
+  #enqueue(table: NodeTable): void {
+    this.#pending = table;
+    if (this.#applying) return;
+    this.#applying = (async () => {
+      while (this.#pending) {
+        const next = this.#pending;
+        this.#pending = null;
+        await this.#apply(next);
+      }
+      this.#applying = null;
+    })();
+  }
+
+  async #apply(table: NodeTable): Promise<void> {
+    const version = table.version;
+    if (!version) return;
+    try {
+      if (table.node !== this.#o.node)
+        throw new Error(`table is for node ${table.node}, this agent runs on ${this.#o.node}`);
+      await this.#sink?.(table);
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      this.#o.log.warn({ version, reason }, "table rejected; keeping the last good table");
+      this.#send({ message: { $case: "nack", nack: { version, reason } } });
+      return;
+    }
+    this.#applied = version;
+    this.#send({ message: { $case: "ack", ack: { version } } });
+    await this.#persist(table);
+  }
+
+  async #persist(table: NodeTable): Promise<void> {
+    const tmp = `${this.#o.stateFile}.${randomUUID()}.tmp`;
+    try {
+      await writeFile(tmp, NodeTable.encode(table).finish());
+      await rename(tmp, this.#o.stateFile);
+    } catch (err) {
+      this.#o.log.warn(
+        { err, file: this.#o.stateFile },
+        "cannot persist table; a restart will wait for the controller",
+      );
+    }
+  }
+
+  #sendStats(): void {
+    const stats = this.#o.takeStats?.();
+    if (stats && stats.backends.length > 0)
+      this.#send({ message: { $case: "backendStats", backendStats: stats } });
+  }
+
+  #send(msg: AgentMessage): void {
+    this.#stream?.write(msg);
+  }
+}

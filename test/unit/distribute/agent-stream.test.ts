@@ -1,0 +1,233 @@
+// The agent protocol end to end on loopback: the controller's hub (real
+// grpc-js server with TLS from the controller's own CA) and the agent's
+// ControllerTableSource (real client). Authentication is the hub's injected
+// function; the TokenReview-backed one is exercised on the cluster.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { AgentStreamClient, AgentStreamService, type NodeTable } from "@trellis/api";
+import {
+  AGENT_CHANNEL_OPTIONS,
+  AgentRegistry,
+  AgentStreamHub,
+  BackendStatsWindow,
+  createCA,
+  issueServerCert,
+  type PemPair,
+} from "@trellis/controller";
+import { ControllerTableSource } from "@trellis/node-agent";
+import pino from "pino";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { eventually } from "../../support/eventually.ts";
+
+const log = pino({ level: "silent" });
+const TOKENS: Record<string, string> = { "token-n1": "n1", "token-n2": "n2" };
+
+function table(node: string, epoch: number, number: number, pods: string[] = []): NodeTable {
+  return {
+    node,
+    version: { epoch, number },
+    services: [],
+    backends: [],
+    localPods: pods.map((name) => ({ namespace: "ns", name, ips: [], captured: true })),
+  };
+}
+
+let ca: PemPair;
+let server: PemPair;
+let dir: string;
+
+beforeAll(async () => {
+  ca = await createCA("trellis-test-ca");
+  server = await issueServerCert(ca, { dns: ["trellis-controller"], ips: ["127.0.0.1"] });
+  dir = mkdtempSync(path.join(tmpdir(), "trellis-stream-"));
+  writeFileSync(path.join(dir, "ca.pem"), ca.certPem);
+  for (const t of Object.keys(TOKENS)) writeFileSync(path.join(dir, t), `${t}\n`);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Controller {
+  hub: AgentStreamHub;
+  registry: AgentRegistry;
+  tables: Map<string, NodeTable>;
+  port: number;
+  stop(): Promise<void>;
+}
+
+async function startController(port = 0, tables = new Map<string, NodeTable>()): Promise<Controller> {
+  const registry = new AgentRegistry();
+  const hub = new AgentStreamHub({
+    log,
+    registry,
+    stats: new BackendStatsWindow(30_000),
+    currentTable: (node) => tables.get(node),
+    authenticate: async (token) => {
+      const node = TOKENS[token];
+      if (!node) throw new Error("unknown token");
+      return { node, pod: `trellis-system/agent-${node}` };
+    },
+  });
+  const srv = new grpc.Server(AGENT_CHANNEL_OPTIONS);
+  srv.addService(AgentStreamService, hub.service());
+  const creds = grpc.ServerCredentials.createSsl(null, [
+    { private_key: Buffer.from(server.keyPem), cert_chain: Buffer.from(server.certPem) },
+  ]);
+  const bound = await new Promise<number>((resolve, reject) =>
+    srv.bindAsync(`127.0.0.1:${port}`, creds, (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  return { hub, registry, tables, port: bound, stop: async () => srv.forceShutdown() };
+}
+
+const running: Array<{ stop(): Promise<void> }> = [];
+afterEach(async () => {
+  for (const r of running.splice(0).reverse()) await r.stop();
+});
+
+/** Opens one stream by hand and returns how the controller ended it. */
+function rawStatus(port: number, token: string | undefined, node: string): Promise<grpc.StatusObject> {
+  const client = new AgentStreamClient(
+    `127.0.0.1:${port}`,
+    grpc.credentials.createSsl(Buffer.from(ca.certPem)),
+    {
+      "grpc.ssl_target_name_override": "trellis-controller",
+    },
+  );
+  const md = new grpc.Metadata();
+  if (token) md.set("authorization", `Bearer ${token}`);
+  const call = client.connect(md);
+  call.on("error", () => {});
+  call.write({ message: { $case: "hello", hello: { node, agentVersion: "raw" } } });
+  return new Promise((resolve) =>
+    call.on("status", (s) => {
+      client.close();
+      resolve(s);
+    }),
+  );
+}
+
+let agents = 0;
+function startAgent(
+  port: number,
+  node: string,
+  token: string,
+  sink: (t: NodeTable) => Promise<unknown>,
+  stateFile = path.join(dir, `table-${++agents}.bin`),
+) {
+  const source = new ControllerTableSource({
+    address: `127.0.0.1:${port}`,
+    caFile: path.join(dir, "ca.pem"),
+    tokenFile: path.join(dir, token),
+    serverName: "trellis-controller",
+    node,
+    stateFile,
+    agentVersion: "test",
+    log,
+    backoffInitialMs: 50,
+    backoffMaxMs: 200,
+  });
+  running.push(source);
+  void source.start(sink);
+  return source;
+}
+
+describe("agent protocol", () => {
+  it("delivers the node's table, then each new version, and records the ACKs", async () => {
+    const ctl = await startController();
+    running.push(ctl);
+    ctl.tables.set("n1", table("n1", 1, 1, ["a"]));
+    ctl.tables.set("n2", table("n2", 1, 2, ["b"]));
+    const got: NodeTable[] = [];
+    startAgent(ctl.port, "n1", "token-n1", async (t) => got.push(t));
+    await eventually("first ACK", () =>
+      expect(ctl.registry.get("n1")?.lastAcked).toEqual({ epoch: 1, number: 1 }),
+    );
+    expect(got.map((t) => t.localPods[0]?.name)).toEqual(["a"]);
+    ctl.tables.set("n1", table("n1", 1, 3, ["a", "c"]));
+    ctl.hub.publish(["n1"]);
+    await eventually("second ACK", () =>
+      expect(ctl.registry.get("n1")?.lastAcked).toEqual({ epoch: 1, number: 3 }),
+    );
+    expect(got.at(-1)?.localPods.map((p) => p.name)).toEqual(["a", "c"]);
+    // Publishing an unchanged table sends nothing.
+    ctl.hub.publish(["n1"]);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(got).toHaveLength(2);
+  });
+
+  it("NACKs a table the agent cannot apply and keeps the last good version", async () => {
+    const ctl = await startController();
+    running.push(ctl);
+    ctl.tables.set("n1", table("n1", 1, 1));
+    const src = startAgent(ctl.port, "n1", "token-n1", async (t) => {
+      if (t.version?.number === 2) throw new Error("listener port 15100 in use");
+    });
+    await eventually("ACK", () => expect(ctl.registry.get("n1")?.lastAcked?.number).toBe(1));
+    ctl.tables.set("n1", table("n1", 1, 2));
+    ctl.hub.publish(["n1"]);
+    await eventually("NACK", () =>
+      expect(ctl.registry.get("n1")?.lastNack).toMatchObject({
+        version: { number: 2 },
+        reason: "listener port 15100 in use",
+      }),
+    );
+    expect(src.applied()).toEqual({ epoch: 1, number: 1 });
+    expect(ctl.registry.get("n1")?.lastAcked?.number).toBe(1);
+  });
+
+  it("refuses an agent asking for another node's table, and one with an unknown token", async () => {
+    const ctl = await startController();
+    running.push(ctl);
+    ctl.tables.set("n1", table("n1", 1, 1));
+    const received: NodeTable[] = [];
+    writeFileSync(path.join(dir, "bogus"), "not-a-token");
+    startAgent(ctl.port, "n1", "token-n2", async (t) => received.push(t));
+    startAgent(ctl.port, "n1", "bogus", async (t) => received.push(t));
+    await new Promise((r) => setTimeout(r, 500));
+    expect(received).toEqual([]);
+    expect(ctl.registry.get("n1")).toBeUndefined();
+    expect(ctl.hub.connectedNodes()).toEqual([]);
+    // The refusals carry the status codes and reasons an operator needs.
+    expect(await rawStatus(ctl.port, "token-n2", "n1")).toMatchObject({
+      code: grpc.status.PERMISSION_DENIED,
+      details: expect.stringMatching(/node n2, not n1/),
+    });
+    expect(await rawStatus(ctl.port, undefined, "n1")).toMatchObject({ code: grpc.status.UNAUTHENTICATED });
+    expect(await rawStatus(ctl.port, "bogus", "n1")).toMatchObject({ code: grpc.status.UNAUTHENTICATED });
+  });
+
+  it("keeps serving through a controller restart and serves its persisted table when restarted alone", async () => {
+    let ctl = await startController();
+    const port = ctl.port;
+    ctl.tables.set("n2", table("n2", 1, 5, ["x"]));
+    const applied: NodeTable[] = [];
+    const stateFile = path.join(dir, "restart-n2.bin");
+    const agent = startAgent(port, "n2", "token-n2", async (t) => applied.push(t), stateFile);
+    await eventually("ACK", () => expect(ctl.registry.get("n2")?.lastAcked?.number).toBe(5));
+    await ctl.stop();
+    // Controller gone: the agent still has its table and retries in the background.
+    expect(agent.applied()).toEqual({ epoch: 1, number: 5 });
+    await agent.stop();
+    running.splice(running.indexOf(agent), 1);
+
+    // An agent restarted while the controller is down serves the persisted table at once.
+    const afterRestart: NodeTable[] = [];
+    const again = startAgent(port, "n2", "token-n2", async (t) => afterRestart.push(t), stateFile);
+    await eventually("persisted table applied", () =>
+      expect(again.applied()).toEqual({ epoch: 1, number: 5 }),
+    );
+    expect(afterRestart[0]?.localPods[0]?.name).toBe("x");
+
+    // A restarted controller (new epoch) is picked up by the reconnect loop.
+    ctl = await startController(port, new Map([["n2", table("n2", 2, 1, ["x", "y"])]]));
+    running.push(ctl);
+    await eventually(
+      "resync from the new controller",
+      () => expect(again.applied()).toEqual({ epoch: 2, number: 1 }),
+      {
+        timeoutMs: 10_000,
+      },
+    );
+    expect(afterRestart.map((t) => `${t.version?.epoch}.${t.version?.number}`)).toEqual(["1.5", "2.1"]);
+  });
+});
