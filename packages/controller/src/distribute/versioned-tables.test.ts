@@ -14,11 +14,32 @@ describe("VersionedTables", () => {
     const v = new VersionedTables(7);
     const n1 = table("n1", ["a"]);
     const n2 = table("n2", []);
-    expect(v.update(new Map([["n1", n1], ["n2", n2]])).changed).toEqual(["n1", "n2"]);
+    expect(
+      v.update(
+        new Map([
+          ["n1", n1],
+          ["n2", n2],
+        ]),
+      ).changed,
+    ).toEqual(["n1", "n2"]);
     const first = v.get("n1")!.table.version;
-    expect(v.update(new Map([["n1", n1], ["n2", n2]])).changed).toEqual([]);
+    expect(
+      v.update(
+        new Map([
+          ["n1", n1],
+          ["n2", n2],
+        ]),
+      ).changed,
+    ).toEqual([]);
     expect(v.get("n1")!.table.version).toEqual(first);
-    expect(v.update(new Map([["n1", table("n1", ["a", "b"])], ["n2", n2]])).changed).toEqual(["n1"]);
+    expect(
+      v.update(
+        new Map([
+          ["n1", table("n1", ["a", "b"])],
+          ["n2", n2],
+        ]),
+      ).changed,
+    ).toEqual(["n1"]);
     expect(v.get("n1")!.table.version?.epoch).toBe(7);
     expect(v.get("n1")!.table.version?.number).toBeGreaterThan(first!.number);
   });

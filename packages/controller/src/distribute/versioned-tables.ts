@@ -49,7 +49,10 @@ export class VersionedTables {
     for (const [node, table] of tables) {
       if (this.#byNode.get(node)?.source === table) continue;
       this.#counter++;
-      this.#byNode.set(node, new Entry(table, { ...table, version: { epoch: this.epoch, number: this.#counter } }));
+      this.#byNode.set(
+        node,
+        new Entry(table, { ...table, version: { epoch: this.epoch, number: this.#counter } }),
+      );
       changed.push(node);
     }
     const removed = [...this.#byNode.keys()].filter((n) => !tables.has(n));
