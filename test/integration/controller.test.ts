@@ -537,6 +537,39 @@ describe("one controller", () => {
       rules: { ...colorEdgeRules, "GRPCRoute faces/color-a-b rule 0": { forward: ["1 faces/color3:80"] } },
     });
     await expectStatus("grpcroute", "color-a-b", ACCEPTED);
+    // `trellis explain` for user heart: the centre goes to color3, the edges stay on color-edge.
+    const client = kubectl([
+      "get",
+      "pods",
+      "-n",
+      ns,
+      "-l",
+      "app=smiley2",
+      "-o",
+      "jsonpath={.items[0].metadata.name}",
+    ]);
+    const explain = async (method: string) => {
+      const { stdout } = await run(process.execPath, [
+        CLI,
+        "explain",
+        "--from",
+        `${ns}/${client}`,
+        "--to",
+        "color:80",
+        "--grpc-method",
+        `ColorService/${method}`,
+        "--header",
+        "x-faces-user=heart",
+        "--controller",
+        a.url,
+      ]);
+      return parse(stdout) as { matched: string; backends: string[] };
+    };
+    expect((await explain("Center")).matched).toBe(
+      `ColorService/*, header x-faces-user=heart → GRPCRoute ${ns}/color-a-b rule 0`,
+    );
+    expect((await explain("Center")).backends).toEqual([`100 %: ${ns}/color3:80 (1 ready endpoint)`]);
+    expect((await explain("Edge")).matched).toBe(`ColorService/Edge → GRPCRoute ${ns}/color-edge rule 0`);
 
     deleteRoute("httproute", "smiley-a-b");
     applyStep("11-smiley-timeout.yaml");

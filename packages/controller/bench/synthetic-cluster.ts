@@ -46,7 +46,10 @@ let resourceVersion = 1000;
 const nextVersion = () => String(++resourceVersion);
 
 function uid(rand: () => number): string {
-  const hex = () => Math.floor(rand() * 0x10000).toString(16).padStart(4, "0");
+  const hex = () =>
+    Math.floor(rand() * 0x10000)
+      .toString(16)
+      .padStart(4, "0");
   return `${hex()}${hex()}-${hex()}-${hex()}-${hex()}-${hex()}${hex()}${hex()}`;
 }
 
@@ -95,7 +98,11 @@ export function syntheticCluster(shape: ClusterShape = ISSUE_SHAPE): SyntheticCl
         uid: uid(rand),
         resourceVersion: nextVersion(),
         creationTimestamp: created,
-        labels: { "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64" },
+        labels: {
+          "kubernetes.io/hostname": name,
+          "kubernetes.io/os": "linux",
+          "kubernetes.io/arch": "amd64",
+        },
       },
       spec: { podCIDR: `10.${128 + Math.floor(i / 256)}.${i % 256}.0/24` },
       status: {
@@ -177,7 +184,9 @@ export function syntheticCluster(shape: ClusterShape = ISSUE_SHAPE): SyntheticCl
           "kubernetes.io/service-name": s.name,
           "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
         },
-        ownerReferences: [{ apiVersion: "v1", kind: "Service", name: s.name, uid: uid(rand), controller: true }],
+        ownerReferences: [
+          { apiVersion: "v1", kind: "Service", name: s.name, uid: uid(rand), controller: true },
+        ],
       },
       addressType: "IPv4",
       ports: [
@@ -213,16 +222,29 @@ export function syntheticCluster(shape: ClusterShape = ISSUE_SHAPE): SyntheticCl
             backendRefs: [{ name: other.name, namespace: s.ns, port: 80 }],
           },
           {
-            matches: [{ method: { service: "shop.v1.Cart" }, headers: [{ name: "x-tenant", value: "beta" }] }],
-            filters: [{ type: "RequestHeaderModifier", requestHeaderModifier: { set: [{ name: "x-route", value: "beta" }] } }],
+            matches: [
+              { method: { service: "shop.v1.Cart" }, headers: [{ name: "x-tenant", value: "beta" }] },
+            ],
+            filters: [
+              {
+                type: "RequestHeaderModifier",
+                requestHeaderModifier: { set: [{ name: "x-route", value: "beta" }] },
+              },
+            ],
             backendRefs: [{ name: sibling.name, namespace: s.ns, port: 80 }],
           },
         ]
       : [
           {
-            matches: [{ path: { type: "PathPrefix", value: "/api/v2" } }, { headers: [{ name: "x-canary", value: "always" }] }],
+            matches: [
+              { path: { type: "PathPrefix", value: "/api/v2" } },
+              { headers: [{ name: "x-canary", value: "always" }] },
+            ],
             filters: [
-              { type: "RequestHeaderModifier", requestHeaderModifier: { add: [{ name: "x-route", value: "v2" }] } },
+              {
+                type: "RequestHeaderModifier",
+                requestHeaderModifier: { add: [{ name: "x-route", value: "v2" }] },
+              },
             ],
             backendRefs: [{ name: other.name, namespace: s.ns, port: 80 }],
             timeouts: { request: "2s", backendRequest: "500ms" },
@@ -234,11 +256,23 @@ export function syntheticCluster(shape: ClusterShape = ISSUE_SHAPE): SyntheticCl
           },
           {
             matches: [{ path: { type: "PathPrefix", value: "/static" } }],
-            filters: [{ type: "URLRewrite", urlRewrite: { path: { type: "ReplacePrefixMatch", replacePrefixMatch: "/" } } }],
+            filters: [
+              {
+                type: "URLRewrite",
+                urlRewrite: { path: { type: "ReplacePrefixMatch", replacePrefixMatch: "/" } },
+              },
+            ],
             backendRefs: [{ name: sibling.name, namespace: s.ns, port: 80 }],
           },
         ];
-    const matchRoute = route(s, routeNs, `${s.name}-${consumer ? "consumer" : "match"}`, consumer, created, rules);
+    const matchRoute = route(
+      s,
+      routeNs,
+      `${s.name}-${consumer ? "consumer" : "match"}`,
+      consumer,
+      created,
+      rules,
+    );
     for (const r of [canary, matchRoute]) {
       objects.push(r);
       routes.push(r);
@@ -251,9 +285,18 @@ export function syntheticCluster(shape: ClusterShape = ISSUE_SHAPE): SyntheticCl
   return { objects, routes, slices, counts };
 }
 
-function route(s: { ns: string; name: string; grpc: boolean }, ns: string, name: string, consumer: boolean, created: string, rules: Json[]): Json {
+function route(
+  s: { ns: string; name: string; grpc: boolean },
+  ns: string,
+  name: string,
+  consumer: boolean,
+  created: string,
+  rules: Json[],
+): Json {
   const spec = {
-    parentRefs: [{ group: "", kind: "Service", name: s.name, port: 80, ...(consumer ? { namespace: s.ns } : {}) }],
+    parentRefs: [
+      { group: "", kind: "Service", name: s.name, port: 80, ...(consumer ? { namespace: s.ns } : {}) },
+    ],
     rules,
   };
   return {
@@ -273,7 +316,14 @@ function route(s: { ns: string; name: string; grpc: boolean }, ns: string, name:
   };
 }
 
-function pod(s: { ns: string; name: string }, name: string, node: string, ip: string, rand: () => number, created: string): Json {
+function pod(
+  s: { ns: string; name: string },
+  name: string,
+  node: string,
+  ip: string,
+  rand: () => number,
+  created: string,
+): Json {
   return {
     apiVersion: "v1",
     kind: "Pod",
@@ -285,7 +335,15 @@ function pod(s: { ns: string; name: string }, name: string, node: string, ip: st
       creationTimestamp: created,
       generateName: `${s.name}-7d9f8c6b5-`,
       labels: { app: s.name, "pod-template-hash": "7d9f8c6b5" },
-      ownerReferences: [{ apiVersion: "apps/v1", kind: "ReplicaSet", name: `${s.name}-7d9f8c6b5`, uid: "rs", controller: true }],
+      ownerReferences: [
+        {
+          apiVersion: "apps/v1",
+          kind: "ReplicaSet",
+          name: `${s.name}-7d9f8c6b5`,
+          uid: "rs",
+          controller: true,
+        },
+      ],
     },
     spec: {
       nodeName: node,
@@ -320,7 +378,13 @@ function pod(s: { ns: string; name: string }, name: string, node: string, ip: st
         { type: "PodScheduled", status: "True", lastTransitionTime: created },
       ],
       containerStatuses: [
-        { name: "app", ready: true, restartCount: 0, image: `registry.example.com/${s.ns}/${s.name}:1.4.2`, started: true },
+        {
+          name: "app",
+          ready: true,
+          restartCount: 0,
+          image: `registry.example.com/${s.ns}/${s.name}:1.4.2`,
+          started: true,
+        },
       ],
     },
   };
@@ -338,7 +402,10 @@ export function changedRoute(route: Json, step: number): Json {
     refs[1]!.weight = w;
   } else {
     first.filters = [
-      { type: "RequestHeaderModifier", requestHeaderModifier: { set: [{ name: "x-step", value: String(step) }] } },
+      {
+        type: "RequestHeaderModifier",
+        requestHeaderModifier: { set: [{ name: "x-step", value: String(step) }] },
+      },
     ];
   }
   return {
@@ -350,7 +417,9 @@ export function changedRoute(route: Json, step: number): Json {
 
 /** The next version of an EndpointSlice: one endpoint flips between ready and terminating. */
 export function changedSlice(slice: Json, step: number): Json {
-  const endpoints = structuredClone(slice.endpoints) as { conditions: { ready: boolean; terminating: boolean } }[];
+  const endpoints = structuredClone(slice.endpoints) as {
+    conditions: { ready: boolean; terminating: boolean };
+  }[];
   const e = endpoints[step % endpoints.length]!;
   e.conditions = { ...e.conditions, ready: !e.conditions.ready, terminating: e.conditions.ready };
   return { ...slice, metadata: { ...(slice.metadata as Json), resourceVersion: nextVersion() }, endpoints };

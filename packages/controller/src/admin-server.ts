@@ -6,12 +6,15 @@
 //   GET /debug/tables                  JSON: leader flag, every node with version and digest
 //   GET /debug/tables/<node>           the node's table, readable YAML (as in the golden files)
 //   GET /debug/tables/<node>?format=json   the NodeTable message as protobuf JSON
+//   GET /debug/explain?from=<ns>/<pod>&to=<svc>:<port>[&path=…][&method=…][&header=k:v…][&grpc=S/M][&format=json]
+//                                      which route, rule and backends serve that request (trellis explain)
 import http from "node:http";
 import { NodeTable } from "@trellis/api";
 import type { Logger } from "pino";
 import { stringify } from "yaml";
 import { describeNodeTable } from "./compile/describe-node-table.ts";
 import type { RunningController } from "./controller.ts";
+import { explainRequest, parseExplainRequest } from "./explain/explain-request.ts";
 import type { ControllerMetrics } from "./metrics.ts";
 
 export function startAdminServer(
@@ -63,6 +66,26 @@ export function startAdminServer(
         stringify(describeNodeTable(v.table), { lineWidth: 0, aliasDuplicateObjects: false }),
         "application/yaml",
       );
+    }
+    if (url.pathname === "/debug/explain") {
+      const q = url.searchParams;
+      const req = parseExplainRequest({
+        from: q.get("from"),
+        to: q.get("to"),
+        path: q.get("path"),
+        method: q.get("method"),
+        headers: q.getAll("header"),
+        grpc: q.get("grpc"),
+      });
+      if ("error" in req) return send(400, `${req.error}\n`);
+      const explanation = explainRequest(controller.tables(), req);
+      return q.get("format") === "json"
+        ? send(200, `${JSON.stringify(explanation, null, 2)}\n`, "application/json")
+        : send(
+            200,
+            stringify(explanation, { lineWidth: 0, aliasDuplicateObjects: false }),
+            "application/yaml",
+          );
     }
     return send(404, "not found\n");
   });

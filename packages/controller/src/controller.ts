@@ -2,6 +2,7 @@
 // versioned tables (for distribution) and route statuses (for the leader's
 // status writer). The pure core does all GAMMA work; this file schedules.
 import type { KubeConfig } from "@kubernetes/client-node";
+import type { NodeTable } from "@trellis/api";
 import type { Logger } from "pino";
 import { type VersionedTable, VersionedTables } from "./distribute/versioned-tables.ts";
 import { startInformers } from "./kube/informers.ts";
@@ -30,6 +31,8 @@ export interface RunningController {
   /** Node names with a table, sorted. */
   nodes(): string[];
   table(node: string): VersionedTable | undefined;
+  /** Every node's current (versioned) table. */
+  tables(): ReadonlyMap<string, NodeTable>;
   /** The current resolution (built on demand; for inspection). */
   resolution(): Resolution;
   ready(): boolean;
@@ -199,6 +202,7 @@ export function startController(opts: ControllerOptions): RunningController {
   return {
     nodes: () => tables.nodes(),
     table: (node) => tables.get(node),
+    tables: () => new Map(tables.nodes().map((n) => [n, tables.get(n)!.table])),
     resolution: () => state.resolution(),
     ready: () => computed,
     isLeader: () => election.isLeader(),

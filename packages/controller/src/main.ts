@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=8
 // trellis-controller: watches the cluster, resolves GAMMA routes into per-node
 // tables and (as the elected leader) writes route status.
 import os from "node:os";

@@ -3,12 +3,13 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
 export function makeControllerMetrics() {
   const registry = new Registry();
-  return {
+  const metrics = {
     registry,
     recomputeSeconds: new Histogram({
       name: "trellis_controller_recompute_duration_seconds",
-      help: "Time to resolve routes and compile every node table from the watched objects.",
-      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      help: "Time to apply a batch of watched-object changes: resolve what they affect, rebuild the affected node tables and version them.",
+      // Incremental recomputes take milliseconds; a cold start up to a second.
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     }),
     watchedObjects: new Gauge({
@@ -45,6 +46,11 @@ export function makeControllerMetrics() {
       registers: [registry],
     }),
   };
+  // Export every series from the start, so rates and absence alerts work
+  // before the first event.
+  for (const result of ["ok", "conflict", "error"]) metrics.statusPatches.inc({ result }, 0);
+  for (const stage of ["watch", "recompute", "status"]) metrics.errors.inc({ stage }, 0);
+  return metrics;
 }
 
 export type ControllerMetrics = ReturnType<typeof makeControllerMetrics>;

@@ -121,3 +121,83 @@ describe("RoutingState", () => {
     );
   });
 });
+
+describe("RoutingState on a hand-made cluster", () => {
+  const ns = (name: string) => ({
+    apiVersion: "v1",
+    kind: "Namespace",
+    metadata: { name, labels: { "trellis.dev/capture": "enabled" } },
+  });
+  const node = (name: string) => ({ apiVersion: "v1", kind: "Node", metadata: { name } });
+  const svc = (name: string, ip: string) => ({
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: { name, namespace: "shop" },
+    spec: { clusterIP: ip, ports: [{ name: "http", port: 80, targetPort: 8080 }] },
+  });
+  const pod = (namespace: string, name: string, nodeName: string, ip: string) => ({
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name, namespace },
+    spec: { nodeName },
+    status: { phase: "Running", podIP: ip },
+  });
+  const route = (namespace: string, name: string, backend: string, weight: number) => ({
+    apiVersion: "gateway.networking.k8s.io/v1",
+    kind: "HTTPRoute",
+    metadata: { name, namespace, generation: weight, creationTimestamp: "2026-01-01T00:00:00Z" },
+    spec: {
+      parentRefs: [{ group: "", kind: "Service", name: "cart", namespace: "shop", port: 80 }],
+      rules: [{ backendRefs: [{ name: backend, namespace: "shop", port: 80, weight }] }],
+    },
+  });
+  const base = [
+    ns("shop"),
+    ns("web"),
+    node("n1"),
+    node("n2"),
+    svc("cart", "10.96.0.1"),
+    svc("cart-v2", "10.96.0.2"),
+    pod("web", "frontend", "n1", "10.244.1.2"),
+    pod("shop", "cart-0", "n2", "10.244.2.2"),
+  ];
+  const consumerSets = (state: RoutingState, n: string) =>
+    state
+      .tables()
+      .get(n)!
+      .services.find((s) => s.name === "cart")!
+      .ports[0]!.routeSets.map((s) => s.clientNamespace);
+
+  it("puts a consumer route only where its clients run, and replaces only the tables it changes", () => {
+    const state = new RoutingState();
+    state.apply(
+      [...base, route("shop", "producer", "cart", 1), route("web", "consumer", "cart-v2", 1)].map(
+        (object) => ({ object }),
+      ),
+    );
+    expect(consumerSets(state, "n1")).toEqual(["*", "web"]);
+    expect(consumerSets(state, "n2")).toEqual(["*"]);
+    // Both nodes share the same Service part for cart-v2, and n2 the base list itself.
+    const [t1, t2] = [state.tables().get("n1")!, state.tables().get("n2")!];
+    expect(t1.services.find((s) => s.name === "cart-v2")).toBe(t2.services.find((s) => s.name === "cart-v2"));
+    expect(t1.backends).toBe(t2.backends);
+
+    // A consumer route change touches only the node with its clients.
+    expect(state.apply([{ object: route("web", "consumer", "cart-v2", 2) }]).changedNodes).toEqual(["n1"]);
+    expect(state.tables().get("n2")).toBe(t2);
+    // A producer route change touches every node.
+    expect(state.apply([{ object: route("shop", "producer", "cart-v2", 3) }]).changedNodes).toEqual([
+      "n1",
+      "n2",
+    ]);
+    // The client leaving n1 drops the consumer set there.
+    const moved = state.apply([{ object: pod("web", "frontend", "n2", "10.244.2.9") }]);
+    expect(moved.changedNodes).toEqual(["n1", "n2"]);
+    expect(consumerSets(state, "n1")).toEqual(["*"]);
+    expect(consumerSets(state, "n2")).toEqual(["*", "web"]);
+    // Nothing changed: nothing replaced.
+    const again = state.apply([{ object: pod("web", "frontend", "n2", "10.244.2.9") }]);
+    expect(again.changedNodes).toEqual([]);
+    expect(again.changedRoutes).toEqual([]);
+  });
+});

@@ -92,6 +92,12 @@ interface ServicePart {
   readonly previousVariants: ReadonlyMap<string, ServiceVariant> | undefined;
 }
 
+interface PartChange {
+  readonly key: string;
+  readonly old: ServicePart | undefined;
+  readonly part: ServicePart | undefined;
+}
+
 interface ServiceVariant {
   readonly service: Service;
   readonly backendIds: readonly string[];
@@ -106,7 +112,20 @@ interface BackendEntry {
 interface NodeState {
   readonly localPods: readonly LocalPod[];
   readonly clients: ReadonlySet<string>;
+  /** #consumerEpoch when `substitutions` were worked out. */
+  readonly consumerEpoch: number;
+  readonly substitutions: Substitutions;
+  /** The shared lists the table was built on. */
+  readonly baseServices: readonly Service[];
+  readonly baseBackends: readonly Backend[];
   readonly table: NodeTable;
+}
+
+interface Substitutions {
+  /** Positions in the base services list and the variant that replaces the base part there. */
+  readonly list: readonly { readonly index: number; readonly service: Service }[];
+  /** Backend ids the variants refer to, sorted (the ones outside the base list are added for this node). */
+  readonly extraIds: readonly string[];
 }
 
 const NO_SLICES: readonly EndpointSliceObject[] = [];
@@ -146,10 +165,17 @@ export class RoutingState {
   #meshedKeys: readonly string[] = [];
   #baseServices: readonly Service[] = [];
   #baseBackendIds: readonly string[] = [];
-  #baseBackendIdSet: ReadonlySet<string> = new Set();
+  /** Base backend id → how many base parts refer to it. */
+  readonly #baseIdCounts = new Map<string, number>();
+  /** Service key → its ids among the base backend ids. */
+  readonly #baseIdsByService = new Map<string, Set<string>>();
   #baseBackends: readonly Backend[] = [];
   /** Indexes into #meshedKeys of services with consumer route sets. */
   #consumerIndexes: readonly number[] = [];
+  /** Bumped whenever a part with consumer route sets (or the position of one) changes. */
+  #consumerEpoch = 0;
+  /** A node's substitutions → their backend ids outside the base list (valid for that base id list). */
+  readonly #extraIds = new WeakMap<Substitutions, { baseIds: readonly string[]; extra: readonly string[] }>();
   readonly #localPods = new Map<
     string,
     { readonly pod: PodObject; readonly captured: boolean; readonly local: LocalPod }
@@ -246,9 +272,10 @@ export class RoutingState {
 
     const changedRoutes = this.#resolve(dirty.routes, dirty.services);
     const namespacesChanged = dirty.namespaces.size > 0;
-    const partsChanged = this.#updateParts(changedRoutes.services, namespacesChanged);
+    const partChanges = this.#updateParts(changedRoutes.services, namespacesChanged);
+    const partsChanged = partChanges.length > 0;
     const backendServices = new Set([...dirty.services, ...dirty.sliceServices]);
-    const baseChanged = this.#updateBase(partsChanged, backendServices);
+    const baseChanged = this.#updateBase(partChanges, backendServices);
     const { changedNodes, removedNodes } = this.#updateNodes(
       dirty.nodes,
       namespacesChanged,
@@ -464,12 +491,15 @@ export class RoutingState {
 
   // --- compile --------------------------------------------------------------
 
-  /** Rebuilds the parts of re-resolved Services (all of them when capture labels changed). Returns whether any part changed. */
-  #updateParts(resolvedServices: ReadonlySet<string>, namespacesChanged: boolean): boolean {
+  /**
+   * Rebuilds the parts of re-resolved Services (all of them when capture
+   * labels changed). Returns the parts replaced, added or removed.
+   */
+  #updateParts(resolvedServices: ReadonlySet<string>, namespacesChanged: boolean): PartChange[] {
     const keys = namespacesChanged
       ? new Set([...this.#parts.keys(), ...this.#resolved.keys()])
       : resolvedServices;
-    let changed = false;
+    const changes: PartChange[] = [];
     for (const key of keys) {
       const old = this.#parts.get(key);
       const resolved = this.#resolved.get(key);
@@ -479,7 +509,7 @@ export class RoutingState {
       if (!meshed) {
         if (old) {
           this.#parts.delete(key);
-          changed = true;
+          changes.push({ key, old, part: undefined });
         }
         continue;
       }
@@ -489,7 +519,7 @@ export class RoutingState {
       // The producer routes may be unchanged when only consumer routes changed.
       if (old && sameBytes(serviceBytes(old.producerOnly), serviceBytes(producerOnly)))
         producerOnly = old.producerOnly;
-      this.#parts.set(key, {
+      const part: ServicePart = {
         meshed,
         consumers,
         producerOnly,
@@ -497,43 +527,89 @@ export class RoutingState {
           producerOnly === old?.producerOnly ? old.producerOnlyBackendIds : serviceBackendIds(producerOnly),
         variants: new Map(),
         previousVariants: old?.variants,
-      });
-      changed = true;
+      };
+      this.#parts.set(key, part);
+      changes.push({ key, old, part });
     }
-    return changed;
+    return changes;
   }
 
   /**
-   * Rebuilds what every node without consumer clients shares: the list of
-   * meshed services and the backends they refer to. Returns whether either
-   * list changed.
+   * Updates what every node without consumer clients shares: the list of
+   * meshed services and the list of backends they refer to. Both change in
+   * place of the changed parts only (sorted keys and reference-counted
+   * backend ids are kept up to date), so a change costs a copy of the lists,
+   * not a rebuild. Returns whether either list changed.
    */
-  #updateBase(partsChanged: boolean, backendServices: ReadonlySet<string>): boolean {
+  #updateBase(changes: readonly PartChange[], backendServices: ReadonlySet<string>): boolean {
     let changed = false;
-    if (partsChanged) {
-      const keys = [...this.#parts.keys()].sort(compareStrings);
-      const services = keys.map((k) => this.#parts.get(k)!.producerOnly);
-      const consumerIndexes: number[] = [];
-      keys.forEach((k, i) => {
-        if (this.#parts.get(k)!.consumers.length > 0) consumerIndexes.push(i);
-      });
-      this.#meshedKeys = keys;
-      this.#consumerIndexes = consumerIndexes;
+    let idsChanged = false;
+    if (changes.length > 0) {
+      let keysChanged = false;
+      let consumersChanged = false;
+      for (const { key, old, part } of changes) {
+        if (!old || !part) {
+          keysChanged = true;
+          const keys = [...this.#meshedKeys];
+          const at = sortedIndex(keys, key);
+          if (part && keys[at] !== key) keys.splice(at, 0, key);
+          if (!part && keys[at] === key) keys.splice(at, 1);
+          this.#meshedKeys = keys;
+        }
+        if ((old?.consumers.length ?? 0) > 0 || (part?.consumers.length ?? 0) > 0) consumersChanged = true;
+        if (old?.producerOnly === part?.producerOnly) continue;
+        // Up before down, so an id both parts refer to never drops out on the way.
+        for (const id of part?.producerOnlyBackendIds ?? [])
+          idsChanged = this.#countBaseId(id, +1) || idsChanged;
+        for (const id of old?.producerOnlyBackendIds ?? [])
+          idsChanged = this.#countBaseId(id, -1) || idsChanged;
+      }
+      const services = keysChanged
+        ? this.#meshedKeys.map((k) => this.#parts.get(k)!.producerOnly)
+        : [...this.#baseServices];
+      if (!keysChanged) {
+        for (const { key, part } of changes)
+          services[sortedIndex(this.#meshedKeys, key)] = part!.producerOnly;
+      }
       if (!sameItems(services, this.#baseServices)) {
         this.#baseServices = services;
         changed = true;
       }
-      const ids = new Set<string>();
-      for (const k of keys) for (const id of this.#parts.get(k)!.producerOnlyBackendIds) ids.add(id);
-      const sorted = [...ids].sort(compareStrings);
-      if (!sameItems(sorted, this.#baseBackendIds)) {
-        this.#baseBackendIds = sorted;
-        this.#baseBackendIdSet = ids;
+      if (keysChanged || consumersChanged) {
+        const consumerIndexes: number[] = [];
+        this.#meshedKeys.forEach((k, i) => {
+          if (this.#parts.get(k)!.consumers.length > 0) consumerIndexes.push(i);
+        });
+        this.#consumerIndexes = consumerIndexes;
+        this.#consumerEpoch++;
       }
     }
-    const touched =
-      partsChanged || this.#baseBackendIds.some((id) => backendServices.has(parseBackendId(id).serviceKey));
-    if (touched) {
+    if (idsChanged) {
+      this.#baseBackendIds = [...this.#baseIdCounts.keys()].sort(compareStrings);
+    }
+    const touched = [...backendServices].flatMap((s) => [...(this.#baseIdsByService.get(s) ?? [])]);
+    // The list lines up with the ids unless some id had no backend.
+    const aligned = this.#baseBackends.length === this.#baseBackendIds.length;
+    if (!idsChanged && aligned && touched.length > 0) {
+      // Endpoints changed: replace just those backends.
+      let next: Backend[] | undefined;
+      for (const id of touched) {
+        const backend = this.#backend(id);
+        if (!backend) {
+          idsChanged = true; // cannot line up any more: rebuild below
+          break;
+        }
+        const at = sortedIndex(this.#baseBackendIds, id);
+        if (this.#baseBackends[at] === backend) continue;
+        next ??= [...this.#baseBackends];
+        next[at] = backend;
+      }
+      if (next && !idsChanged) {
+        this.#baseBackends = next;
+        changed = true;
+      }
+    }
+    if (idsChanged || (!aligned && touched.length > 0)) {
       const backends = this.#backendList(this.#baseBackendIds);
       if (!sameItems(backends, this.#baseBackends)) {
         this.#baseBackends = backends;
@@ -541,6 +617,21 @@ export class RoutingState {
       }
     }
     return changed;
+  }
+
+  /** Counts a base backend id up or down; returns whether the set of ids changed. */
+  #countBaseId(id: string, delta: 1 | -1): boolean {
+    const count = (this.#baseIdCounts.get(id) ?? 0) + delta;
+    const { serviceKey } = parseBackendId(id);
+    if (count > 0) {
+      this.#baseIdCounts.set(id, count);
+      const added = delta > 0 && count === 1;
+      if (added) addTo(this.#baseIdsByService, serviceKey, id);
+      return added;
+    }
+    this.#baseIdCounts.delete(id);
+    removeFrom(this.#baseIdsByService, serviceKey, id);
+    return true;
   }
 
   #updateNodes(
@@ -572,13 +663,28 @@ export class RoutingState {
           clients = clientNamespaces(fresh);
         }
       }
-      const { services, backends } = this.#servicesFor(clients, old?.table);
+      const substitutions =
+        old && old.clients === clients && old.consumerEpoch === this.#consumerEpoch
+          ? old.substitutions
+          : this.#substitutionsFor(clients);
+      const services = this.#servicesWith(substitutions, old);
+      const backends = this.#backendsWith(substitutions, old, backendServices.size > 0);
+      const state: NodeState = {
+        localPods,
+        clients,
+        consumerEpoch: this.#consumerEpoch,
+        substitutions,
+        baseServices: this.#baseServices,
+        baseBackends: this.#baseBackends,
+        table: old?.table as NodeTable,
+      };
       if (
         old &&
         old.table.localPods === localPods &&
         old.table.services === services &&
         old.table.backends === backends
       ) {
+        this.#nodeStates.set(node, state);
         continue;
       }
       // The generated message type has mutable arrays; these lists are shared
@@ -591,7 +697,7 @@ export class RoutingState {
         backends: backends as Backend[],
         localPods: localPods as LocalPod[],
       };
-      this.#nodeStates.set(node, { localPods, clients, table });
+      this.#nodeStates.set(node, { ...state, table });
       changedNodes.push(node);
     }
     if (changedNodes.length > 0 || removedNodes.length > 0) {
@@ -604,12 +710,9 @@ export class RoutingState {
     };
   }
 
-  /** The services and backends lists for a node with these client namespaces; the shared base lists when no consumer routes apply. */
-  #servicesFor(
-    clients: ReadonlySet<string>,
-    previous: NodeTable | undefined,
-  ): { services: readonly Service[]; backends: readonly Backend[] } {
-    let services: Service[] | undefined;
+  /** Which meshed services a node with these client namespaces holds as a consumer variant instead of the base part. */
+  #substitutionsFor(clients: ReadonlySet<string>): Substitutions {
+    const list: { index: number; service: Service }[] = [];
     const extraIds = new Set<string>();
     for (const index of this.#consumerIndexes) {
       const part = this.#parts.get(this.#meshedKeys[index]!)!;
@@ -626,19 +729,47 @@ export class RoutingState {
             : { service, backendIds: serviceBackendIds(service) };
         part.variants.set(variantKey, variant);
       }
-      services ??= [...this.#baseServices];
-      services[index] = variant.service;
-      for (const id of variant.backendIds) if (!this.#baseBackendIdSet.has(id)) extraIds.add(id);
+      list.push({ index, service: variant.service });
+      for (const id of variant.backendIds) extraIds.add(id);
     }
-    if (!services) return { services: this.#baseServices, backends: this.#baseBackends };
-    const sameServices = previous && sameItems(services, previous.services) ? previous.services : services;
-    if (extraIds.size === 0) return { services: sameServices, backends: this.#baseBackends };
-    const ids = [...this.#baseBackendIds, ...extraIds].sort(compareStrings);
-    const backends = this.#backendList(ids);
-    return {
-      services: sameServices,
-      backends: previous && sameItems(backends, previous.backends) ? previous.backends : backends,
-    };
+    return { list, extraIds: [...extraIds].sort(compareStrings) };
+  }
+
+  /** The node's services list: the shared base list, or a copy with the node's consumer variants in place. */
+  #servicesWith(substitutions: Substitutions, old: NodeState | undefined): readonly Service[] {
+    if (substitutions.list.length === 0) return this.#baseServices;
+    if (old && old.substitutions === substitutions && old.baseServices === this.#baseServices)
+      return old.table.services;
+    const services = [...this.#baseServices];
+    for (const { index, service } of substitutions.list) services[index] = service;
+    return old && sameItems(services, old.table.services) ? old.table.services : services;
+  }
+
+  /** The node's backends list: the shared base list, or the base plus the backends only its consumer variants use. */
+  #backendsWith(
+    substitutions: Substitutions,
+    old: NodeState | undefined,
+    backendsChanged: boolean,
+  ): readonly Backend[] {
+    let cached = this.#extraIds.get(substitutions);
+    if (cached?.baseIds !== this.#baseBackendIds) {
+      cached = {
+        baseIds: this.#baseBackendIds,
+        extra: substitutions.extraIds.filter((id) => !this.#baseIdCounts.has(id)),
+      };
+      this.#extraIds.set(substitutions, cached);
+    }
+    const extra = cached.extra;
+    if (extra.length === 0) return this.#baseBackends;
+    if (
+      !backendsChanged &&
+      old &&
+      old.substitutions === substitutions &&
+      old.baseBackends === this.#baseBackends
+    )
+      return old.table.backends;
+    const backends = this.#backendList([...this.#baseBackendIds, ...extra].sort(compareStrings));
+    return old && sameItems(backends, old.table.backends) ? old.table.backends : backends;
   }
 
   #backendList(ids: readonly string[]): Backend[] {
@@ -715,6 +846,18 @@ function removeFrom(index: Map<string, Set<string>>, key: string, value: string)
   if (!set) return;
   set.delete(value);
   if (set.size === 0) index.delete(key);
+}
+
+/** Where `key` is or would go in a sorted list. */
+function sortedIndex(list: readonly string[], key: string): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareStrings(list[mid]!, key) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {

@@ -27,7 +27,12 @@ const msg = Buffer.from("hello trellis");
 const frame = Buffer.alloc(5 + msg.length);
 frame.writeUInt32BE(msg.length, 1);
 msg.copy(frame, 5);
-const headers = { ":method": "POST", ":path": "/bench.Echo/Unary", "content-type": "application/grpc", te: "trailers" };
+const headers = {
+  ":method": "POST",
+  ":path": "/bench.Echo/Unary",
+  "content-type": "application/grpc",
+  te: "trailers",
+};
 
 let ok = 0;
 let errors = 0;

@@ -1,7 +1,11 @@
 // Open-loop load generator: requests leave on a fixed timetable whatever the
-// server does, and each latency is measured from the request's *scheduled*
-// time, so a stall shows up in the percentiles instead of silently lowering
-// the rate (no coordinated omission).
+// server does. A request that has to wait for a free connection (the server
+// is slow) is measured from its scheduled time, so a stall shows up in the
+// percentiles instead of silently lowering the rate (no coordinated
+// omission). Otherwise it is measured from when it was written: the
+// generator's own 1 ms timer granularity is not the server's latency. The
+// generator sleeps between ticks instead of spinning, so on a small machine it
+// does not steal a core from the processes being measured.
 //
 //   node openloop.ts --mode http1|grpc --port P --rate 1000 --duration-ms 10000 [--warmup-ms 2000]
 // prints one JSON line: { sent, ok, errors, p50, p90, p99, p999, max } (milliseconds)
@@ -137,22 +141,23 @@ const measureFrom = start + warmupMs;
 const end = measureFrom + durationMs;
 let next = start;
 
-function dispatch(scheduled: number): void {
+function dispatch(scheduled: number, queued: boolean): void {
   outstanding++;
+  const origin = queued ? scheduled : performance.now();
   const accepted = sender.send((good) => {
     outstanding--;
     if (scheduled >= measureFrom) {
       if (good) {
         ok++;
-        latencies.push(performance.now() - scheduled);
+        latencies.push(performance.now() - origin);
       } else errors++;
     }
     const q = queue.shift();
-    if (q !== undefined) dispatch(q);
+    if (q !== undefined) dispatch(q, true);
   });
   if (!accepted) {
     outstanding--;
-    // No free connection: wait for one; the latency still counts from the scheduled time.
+    // No free connection: wait for one; the latency counts from the scheduled time.
     queue.push(scheduled);
   }
 }
@@ -162,7 +167,7 @@ await new Promise<void>((resolve) => {
     const now = performance.now();
     while (next <= now && next < end) {
       if (next >= measureFrom) sent++;
-      dispatch(next);
+      dispatch(next, false);
       next += intervalMs;
     }
     if (next >= end) {
@@ -174,13 +179,14 @@ await new Promise<void>((resolve) => {
       }, 5);
       return;
     }
-    setImmediate(tick);
+    setTimeout(tick, Math.max(0, next - performance.now() - 0.5));
   };
   tick();
 });
 sender.close();
 latencies.sort((a, b) => a - b);
-const q = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? Number.NaN;
+const q = (p: number): number =>
+  latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? Number.NaN;
 const round = (x: number): number => Math.round(x * 1000) / 1000;
 console.log(
   JSON.stringify({

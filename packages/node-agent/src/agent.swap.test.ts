@@ -136,7 +136,10 @@ describe("table swaps", () => {
     };
     // A slow request that starts on version 0 (→ a) and must finish there.
     const slow = request(port, { path: "/x?delay=600" });
-    await sleep(20);
+    // Swaps start only once the slow request has reached its backend under version 0.
+    const arrived = () => [...a.requests, ...c.requests].some((r) => r.url === "/x?delay=600");
+    for (let i = 0; i < 200 && !arrived(); i++) await sleep(5);
+    expect(arrived()).toBe(true);
     const loops = Array.from({ length: 8 }, (_, i) => loop(i));
     for (let n = 1; n <= 100; n++) {
       await agent.apply(versionN(n));

@@ -99,7 +99,7 @@ export class Agent {
       endpointGraceMs: opts.endpointGraceMs ?? 30_000,
       sniffTimeoutMs: opts.sniffTimeoutMs ?? 300,
       connectTimeoutMs: opts.connectTimeoutMs ?? 3_000,
-      upstreamKeepAliveMs: opts.upstreamKeepAliveMs ?? 30_000,
+      upstreamKeepAliveMs: opts.upstreamKeepAliveMs ?? 15_000,
       clientKeepAliveMs: opts.clientKeepAliveMs ?? 60_000,
       headersTimeoutMs: opts.headersTimeoutMs ?? 30_000,
       maxHeaderSize: opts.maxHeaderSize ?? 16 * 1024,
@@ -119,6 +119,7 @@ export class Agent {
       h1: new H1Pools({
         connectTimeoutMs: this.#opts.connectTimeoutMs,
         keepAliveTimeoutMs: this.#opts.upstreamKeepAliveMs,
+        maxResponseHeaderSize: 64 * 1024,
       }),
       h2: new H2Pools({ connectTimeoutMs: this.#opts.connectTimeoutMs, maxSessionsPerEndpoint: 4 }),
     };

@@ -4,7 +4,6 @@
 // own HTTP/1.1 and HTTP/2 servers (fed with emit('connection')), which keeps
 // draining one listener from touching the connections of another.
 
-import http from "node:http";
 import http2, {
   type Http2Server,
   type Http2Session,
@@ -13,7 +12,7 @@ import http2, {
 } from "node:http2";
 import net from "node:net";
 import { Duplex } from "node:stream";
-import { AgentResponse, H1Client } from "./proxy/client-h1.ts";
+import { H1Connection, type H1Host, type H1Request } from "./proxy/client-h1.ts";
 import { H2Client } from "./proxy/client-h2.ts";
 import { Exchange, type ProxyContext } from "./proxy/exchange.ts";
 import { passthrough } from "./proxy/tcp.ts";
@@ -88,7 +87,7 @@ class Rewound extends Duplex {
   }
 }
 
-export class Listener {
+export class Listener implements H1Host {
   readonly key: string;
   readonly port: number;
   plan: PortPlan;
@@ -101,8 +100,12 @@ export class Listener {
   readonly #sessions = new Set<Http2Session>();
   readonly #sessionSource = new WeakMap<Http2Session, string>();
   #pendingSource = "";
-  #h1: http.Server<typeof http.IncomingMessage, typeof AgentResponse> | null = null;
+  readonly #h1 = new Set<H1Connection>();
   #h2: Http2Server | null = null;
+  /** Sweeper clock for HTTP/1.1 header and keep-alive timeouts (no timer per request). */
+  tick = 0;
+  readonly #sweepMs: number;
+  #sweeper: NodeJS.Timeout | null = null;
 
   private constructor(
     ctx: ProxyContext,
@@ -120,6 +123,7 @@ export class Listener {
     this.#server = server;
     this.plan = plan;
     this.table = table;
+    this.#sweepMs = Math.max(50, Math.min(1_000, Math.floor(opts.headersTimeoutMs / 4)));
     server.on("connection", (s: net.Socket) => this.#onConnection(s));
     server.on("error", (err) => ctx.log.error({ err, listener: key }, "listener error"));
   }
@@ -150,7 +154,7 @@ export class Listener {
     socket.on("error", () => {});
     switch (this.plan.protocol) {
       case "h1":
-        this.#http1().emit("connection", socket);
+        this.#http1(socket);
         return;
       case "h2":
       case "grpc":
@@ -177,11 +181,13 @@ export class Listener {
         this.#http2().emit("connection", new Rewound(socket, buf));
         return;
       }
-      if (buf.length > 0) socket.unshift(buf);
       if (kind === "h1") {
-        this.#http1().emit("connection", socket);
+        this.#http1(socket);
+        // The connection's parser gets the sniffed bytes first.
+        socket.emit("data", buf);
         socket.resume();
       } else {
+        if (buf.length > 0) socket.unshift(buf);
         passthrough(socket, this.plan, this.#ctx.random, this.#ctx.metrics, this.#ctx.log);
       }
     };
@@ -200,55 +206,39 @@ export class Listener {
     socket.on("end", onEnd);
   }
 
-  #http1(): http.Server<typeof http.IncomingMessage, typeof AgentResponse> {
-    if (this.#h1 !== null) return this.#h1;
-    const ctx = this.#ctx;
-    const server = http.createServer(
-      {
-        ServerResponse: AgentResponse,
-        keepAliveTimeout: this.#opts.keepAliveTimeoutMs,
-        headersTimeout: this.#opts.headersTimeoutMs,
-        // Node enforces headersTimeout only when it checks connections (every 30 s by default).
-        connectionsCheckingInterval: Math.max(
-          100,
-          Math.min(5_000, Math.floor(this.#opts.headersTimeoutMs / 4)),
-        ),
-        // The route's timeouts bound a request; this would cut long uploads and streams.
-        requestTimeout: 0,
-        maxHeaderSize: this.#opts.maxHeaderSize,
-        noDelay: true,
-      },
-      (req, res) => {
-        const client = H1Client.from(req, res as AgentResponse, this, normaliseIp(req.socket.remoteAddress));
-        if (client === null) return;
-        new Exchange(ctx, this.table, this.plan, client).start();
-      },
-    );
-    server.on("clientError", (err: NodeJS.ErrnoException, socket: net.Socket) => {
-      const code = err.code ?? "";
-      ctx.metrics?.clientError("http1", code);
-      ctx.log.debug(
-        { err: { code, message: err.message }, listener: this.key },
-        "malformed HTTP/1.1 request",
-      );
-      if (code === "ECONNRESET" || !socket.writable) {
-        socket.destroy();
-        return;
-      }
-      const status =
-        code === "HPE_HEADER_OVERFLOW"
-          ? "431 Request Header Fields Too Large"
-          : code === "ERR_HTTP_REQUEST_TIMEOUT"
-            ? "408 Request Timeout"
-            : "400 Bad Request";
-      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-      socket.destroySoon();
-    });
-    // node:http starts connection tracking (headersTimeout enforcement,
-    // closeIdleConnections) on 'listening'; this server never listens itself.
-    server.emit("listening");
-    this.#h1 = server;
-    return server;
+  get ctx(): ProxyContext {
+    return this.#ctx;
+  }
+
+  get maxHeaderSize(): number {
+    return this.#opts.maxHeaderSize;
+  }
+
+  #http1(socket: net.Socket): void {
+    this.#h1.add(new H1Connection(this, socket, normaliseIp(socket.remoteAddress)));
+    if (this.#sweeper === null) {
+      this.#sweeper = setInterval(() => this.#sweep(), this.#sweepMs);
+      this.#sweeper.unref();
+    }
+  }
+
+  startExchange(client: H1Request): void {
+    new Exchange(this.#ctx, this.table, this.plan, client).start();
+  }
+
+  forget(conn: H1Connection): void {
+    this.#h1.delete(conn);
+  }
+
+  /** Cuts slow request heads (408) and idle keep-alive connections, checking all connections every few hundred ms. */
+  #sweep(): void {
+    const tick = ++this.tick;
+    const headLimit = Math.ceil(this.#opts.headersTimeoutMs / this.#sweepMs);
+    const idleLimit = Math.ceil(this.#opts.keepAliveTimeoutMs / this.#sweepMs);
+    for (const c of this.#h1) {
+      if (c.headStart !== -1 && tick - c.headStart >= headLimit) c.headersTimedOut();
+      else if (c.idleSince !== -1 && (this.draining || tick - c.idleSince >= idleLimit)) c.closeIfIdle();
+    }
   }
 
   #http2(): Http2Server {
@@ -298,10 +288,10 @@ export class Listener {
       timer.unref();
       this.#server.close(() => {
         clearTimeout(timer);
+        if (this.#sweeper !== null) clearInterval(this.#sweeper);
         resolve();
       });
-      // Closing the (never listening) HTTP server stops its connection checks and closes idle keep-alives.
-      this.#h1?.close(() => {});
+      for (const c of this.#h1) c.closeIfIdle();
       this.#h2?.close(() => {});
       for (const s of this.#sessions) s.close();
     });
@@ -312,7 +302,7 @@ export class Listener {
     return new Promise((resolve) => {
       this.draining = true;
       this.#server.close(() => resolve());
-      this.#h1?.close(() => {});
+      if (this.#sweeper !== null) clearInterval(this.#sweeper);
       this.#h2?.close(() => {});
       for (const s of this.#sockets) s.destroy();
       for (const s of this.#sessions) s.destroy();

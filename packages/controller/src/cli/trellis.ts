@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // trellis: the user's command line. `trellis tables` shows what the controller
-// compiled for each node, in the same readable form as the golden files.
+// compiled for each node, in the same readable form as the golden files;
+// `trellis explain` which route, rule and backends would serve one request.
+// Both ask the controller's admin endpoint (--controller).
 import { Command, Option } from "commander";
 
 const program = new Command("trellis").description("Trellis service mesh command line");
@@ -22,24 +24,74 @@ program
   )
   .action(async (arg: string | undefined, o: { node?: string; controller: string; output: string }) => {
     const node = arg ?? o.node;
-    const path = node ? `/debug/tables/${encodeURIComponent(node)}?format=${o.output}` : "/debug/tables";
-    let res: Response;
-    try {
-      res = await fetch(new URL(path, o.controller), { signal: AbortSignal.timeout(5000) });
-    } catch (err) {
-      process.stderr.write(
-        `cannot reach the controller at ${o.controller} (${err instanceof Error ? err.message : String(err)}); set --controller or TRELLIS_CONTROLLER\n`,
-      );
-      process.exitCode = 1;
-      return;
-    }
-    const body = await res.text();
-    if (!res.ok) {
-      process.stderr.write(body);
-      process.exitCode = 1;
-      return;
-    }
-    process.stdout.write(body);
+    await show(
+      o.controller,
+      node ? `/debug/tables/${encodeURIComponent(node)}?format=${o.output}` : "/debug/tables",
+    );
   });
+
+/** Prints what the controller's admin endpoint answers; errors go to stderr with exit code 1. */
+async function show(controller: string, path: string): Promise<void> {
+  let res: Response;
+  try {
+    res = await fetch(new URL(path, controller), { signal: AbortSignal.timeout(5000) });
+  } catch (err) {
+    process.stderr.write(
+      `cannot reach the controller at ${controller} (${err instanceof Error ? err.message : String(err)}); set --controller or TRELLIS_CONTROLLER\n`,
+    );
+    process.exitCode = 1;
+    return;
+  }
+  const body = await res.text();
+  if (!res.ok) {
+    process.stderr.write(body);
+    process.exitCode = 1;
+    return;
+  }
+  process.stdout.write(body);
+}
+
+program
+  .command("explain")
+  .description("show which route, rule and backends would serve one request from a pod, and why")
+  .requiredOption("--from <namespace/pod>", "the client pod")
+  .requiredOption(
+    "--to <service:port>",
+    "<namespace>/<service>:<port>, <service>.<namespace>:<port> or <service>:<port> (the client's namespace)",
+  )
+  .option("--path <path>", "HTTP path, query string allowed (default /)")
+  .option("--method <method>", "HTTP method (default GET)")
+  .option(
+    "--header <name=value>",
+    "request header; repeat for more",
+    (v: string, all: string[]) => [...all, v],
+    [],
+  )
+  .option("--grpc-method <service/method>", "a gRPC call, e.g. ColorService/Center")
+  .addOption(
+    new Option("--controller <url>", "controller admin URL")
+      .env("TRELLIS_CONTROLLER")
+      .default("http://127.0.0.1:9090"),
+  )
+  .addOption(new Option("-o, --output <format>", "yaml or json").choices(["yaml", "json"]).default("yaml"))
+  .action(
+    async (o: {
+      from: string;
+      to: string;
+      path?: string;
+      method?: string;
+      header: string[];
+      grpcMethod?: string;
+      controller: string;
+      output: string;
+    }) => {
+      const q = new URLSearchParams({ from: o.from, to: o.to, format: o.output });
+      if (o.path) q.set("path", o.path);
+      if (o.method) q.set("method", o.method);
+      if (o.grpcMethod) q.set("grpc", o.grpcMethod);
+      for (const h of o.header) q.append("header", h);
+      await show(o.controller, `/debug/explain?${q}`);
+    },
+  );
 
 await program.parseAsync();

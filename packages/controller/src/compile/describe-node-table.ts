@@ -84,12 +84,13 @@ function describeRouteSet(set: RouteSet): Described {
             : "?";
       return `${text} → ${rule ? ruleLabel(rule) : `missing rule ${m.rule}`}`;
     }),
-    rules: Object.fromEntries(set.rules.map((r) => [ruleLabel(r), describeRule(r)])),
+    rules: Object.fromEntries(set.rules.map((r) => [ruleLabel(r), describeNodeRule(r)])),
     noMatch: describeDirect(set.noMatch),
   };
 }
 
-function describeRule(rule: Rule): Described {
+/** One rule as the tables show it (also used by `trellis explain`). */
+export function describeNodeRule(rule: Rule): Described {
   const out: Record<string, Described> = {};
   const action = rule.action;
   if (action?.$case === "forward") out.forward = action.forward.backends.map(describeWeighted);

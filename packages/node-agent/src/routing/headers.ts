@@ -14,10 +14,34 @@ export interface CompiledHeaderModifier {
 
 export type HeaderObject = Record<string, string | string[] | undefined>;
 
-/** Null when the modifier does nothing, so the hot path can skip it with one check. */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** RFC 9110 field-name. */
+export function isHeaderName(name: string): boolean {
+  return TOKEN.test(name);
+}
+
+/** RFC 9110 field-value: visible ASCII, obs-text, spaces and tabs; never CR, LF or NUL. */
+export function isHeaderValue(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f || c > 0xff) return false;
+  }
+  return true;
+}
+
+/**
+ * Null when the modifier does nothing, so the hot path can skip it with one
+ * check. Throws on names or values that could not be written as a header
+ * (the HTTP/1.1 path writes them verbatim).
+ */
 export function compileHeaderModifier(mod: HeaderModifier | undefined): CompiledHeaderModifier | null {
   if (mod === undefined) return null;
   if (mod.set.length === 0 && mod.add.length === 0 && mod.remove.length === 0) return null;
+  for (const h of [...mod.set, ...mod.add]) {
+    if (!isHeaderName(h.name)) throw new Error(`invalid header name ${JSON.stringify(h.name)}`);
+    if (!isHeaderValue(h.value)) throw new Error(`invalid value for header ${h.name}`);
+  }
   return {
     set: mod.set.map((h) => [h.name.toLowerCase(), h.value] as const),
     add: mod.add.map((h) => [h.name.toLowerCase(), h.value] as const),

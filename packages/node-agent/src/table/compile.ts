@@ -191,6 +191,15 @@ function listenerProtocol(p: Protocol): ListenerProtocol {
   }
 }
 
+/** Values that end up on a request line or in Location must not carry whitespace or control characters. */
+function checkTarget(value: string, what: string): void {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c <= 0x20 || c === 0x7f)
+      throw new TableError(`${what} ${JSON.stringify(value)} contains whitespace or control characters`);
+  }
+}
+
 function compileRetry(r: Retry | undefined): CompiledRetry | null {
   if (r === undefined || r.attempts === 0) return null;
   return { codes: new Set(r.codes), attempts: r.attempts, backoffMs: r.backoffMs };
@@ -219,6 +228,22 @@ class Compiler {
     const route = r.route === undefined ? "" : `${r.route.namespace}/${r.route.name}`;
     const label = r.ruleName !== "" ? r.ruleName : String(r.ruleIndex);
     const at = `${where} rule ${route}#${label}`;
+    try {
+      return this.#rule(r, route, label, at);
+    } catch (err) {
+      if (err instanceof TableError) throw err;
+      throw new TableError(`${at}: ${(err as Error).message}`);
+    }
+  }
+
+  #rule(r: Rule, route: string, label: string, at: string): CompiledRule {
+    checkTarget(r.urlRewrite?.hostname ?? "", "URLRewrite hostname");
+    checkTarget(r.urlRewrite?.path?.value ?? "", "URLRewrite path");
+    if (r.action?.$case === "redirect") {
+      checkTarget(r.action.redirect.hostname, "redirect hostname");
+      checkTarget(r.action.redirect.scheme, "redirect scheme");
+      checkTarget(r.action.redirect.path?.value ?? "", "redirect path");
+    }
     let action: RuleAction;
     const a = r.action;
     if (a === undefined) {
