@@ -5,7 +5,12 @@ import { down, paths, status, up } from "./box.ts";
 
 export default async function setup(): Promise<(() => Promise<void>) | undefined> {
   process.env.KUBECONFIG = paths().adminKubeconfig;
-  if (process.env.TRELLIS_BOX_REUSE === "1" && (await status()).up) return undefined;
+  if (process.env.TRELLIS_BOX_REUSE === "1") {
+    // Reuse means "never tear down what someone else is using": refuse rather than rebuild.
+    const s = await status();
+    if (!s.up) throw new Error(`TRELLIS_BOX_REUSE=1 but the box is not healthy:\n${s.lines.join("\n")}`);
+    return undefined;
+  }
   await up();
   return async () => {
     await down();

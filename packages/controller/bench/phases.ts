@@ -8,6 +8,7 @@ import { changedRoute, changedSlice, random, syntheticCluster } from "./syntheti
 
 const WARMUP = 20;
 const SAMPLES = 100;
+const CHURN = 2000;
 
 function gc(): void {
   const collect = (globalThis as { gc?: () => void }).gc;
@@ -97,6 +98,20 @@ async function controllerPhase() {
   // Memory before any full-table encoding below: encoding every table is
   // distribution work (next stage) and leaves hundreds of MB of garbage.
   const mem = await memory();
+  // Sustained churn: back-to-back changes with no pause for the GC to catch
+  // up (far more than a debounced controller sees), sampling RSS as it goes.
+  let churnMaxRss = 0;
+  const churnStart = performance.now();
+  for (let i = 0; i < CHURN; i++) {
+    if (i % 2 === 0) routeChanges(1, false);
+    else sliceChanges(1);
+    if (i % 25 === 0) churnMaxRss = Math.max(churnMaxRss, process.memoryUsage().rss);
+  }
+  const churn = {
+    changes: CHURN,
+    ms: performance.now() - churnStart,
+    maxRssMB: churnMaxRss / 2 ** 20,
+  };
   t = performance.now();
   for (const node of versions.nodes()) versions.get(node)!.digest;
   const digestAllMs = performance.now() - t;
@@ -122,6 +137,7 @@ async function controllerPhase() {
     routeChangeWithEncode: percentiles(encodeRun.samples),
     sliceChange: percentiles(sliceSamples),
     memory: { ...mem, peakRssMB },
+    churn,
   };
 }
 
@@ -165,6 +181,10 @@ async function referencePhase() {
 
 const phase = process.argv[2];
 const result =
-  phase === "controller" ? await controllerPhase() : phase === "reference" ? await referencePhase() : undefined;
+  phase === "controller"
+    ? await controllerPhase()
+    : phase === "reference"
+      ? await referencePhase()
+      : undefined;
 if (!result) throw new Error(`unknown phase ${phase}; use controller or reference`);
 process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -97,6 +97,8 @@ Synthetic cluster: ${Object.entries(c.cluster ?? {})
 | controller RSS after start-up and all changes (after GC; raw objects held as the informers would), \`${CONTROLLER_FLAGS.join(" ")}\` | **${mb(c.memory?.rssMB)}** | < 300 MB |
 | … V8 heap used / total, external | ${mb(c.memory?.heapUsedMB)} / ${mb(c.memory?.heapTotalMB)}, ${mb(c.memory?.externalMB)} | |
 | … the same with Node's default heap flags: RSS, heap used / total | ${mb(d.memory?.rssMB)}, ${mb(d.memory?.heapUsedMB)} / ${mb(d.memory?.heapTotalMB)} | |
+| highest RSS during ${c.churn?.changes} back-to-back route and EndpointSlice changes (no GC pauses; ${ms(c.churn?.ms)} in all) | **${mb(c.churn?.maxRssMB)}** | < 300 MB |
+| … the same with Node's default heap flags | ${mb(d.churn?.maxRssMB)} | |
 | peak RSS of the phase (includes encoding every table, below) | ${mb(c.memory?.peakRssMB)} | |
 | full compute at start-up (RoutingState, every object applied at once) | ${ms(c.initial?.applyMs)} | |
 | first versioning of all ${c.cluster?.Node} tables | ${ms(c.initial?.versionMs)} | |

@@ -14,6 +14,8 @@ import type { Logger } from "pino";
 import { stringify } from "yaml";
 import { describeNodeTable } from "./compile/describe-node-table.ts";
 import type { RunningController } from "./controller.ts";
+import type { AgentState } from "./distribute/agent-registry.ts";
+import { agentStatusRows } from "./distribute/agent-status.ts";
 import { explainRequest, parseExplainRequest } from "./explain/explain-request.ts";
 import type { ControllerMetrics } from "./metrics.ts";
 
@@ -23,6 +25,7 @@ export function startAdminServer(
   host: string,
   port: number,
   log: Logger,
+  agents: () => readonly AgentState[] = () => [],
 ): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://admin");
@@ -38,6 +41,10 @@ export function startAdminServer(
         (err: unknown) => send(500, `${String(err)}\n`),
       );
       return;
+    }
+    if (url.pathname === "/debug/agents") {
+      const rows = agentStatusRows(controller, agents(), Date.now());
+      return send(200, `${JSON.stringify(rows, null, 2)}\n`, "application/json");
     }
     if (url.pathname === "/debug/tables") {
       const list = controller.nodes().flatMap((node) => {

@@ -7,6 +7,8 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import pino from "pino";
 import { startAdminServer } from "./admin-server.ts";
 import { startController } from "./controller.ts";
+import { type AgentChannel, startAgentChannel } from "./distribute/agent-channel.ts";
+import { makeNodeEventRecorder } from "./kube/node-events.ts";
 import { makeControllerMetrics } from "./metrics.ts";
 
 function positiveNumber(value: string): number {
@@ -87,6 +89,42 @@ const program = new Command("trellis-controller")
       .argParser(nonNegativeNumber),
   )
   .addOption(
+    new Option(
+      "--agent-address <host:port>",
+      "where agents connect (gRPC over TLS); 'off' disables the agent channel",
+    )
+      .env("TRELLIS_AGENT_ADDRESS")
+      .default("0.0.0.0:9443"),
+  )
+  .addOption(
+    new Option(
+      "--agent-service-accounts <list>",
+      "comma-separated namespace/name of the ServiceAccounts agents run as; tokens of any other identity are refused",
+    )
+      .env("TRELLIS_AGENT_SERVICE_ACCOUNTS")
+      .default("trellis-system/trellis-agent"),
+  )
+  .addOption(
+    new Option(
+      "--server-names <list>",
+      "comma-separated DNS names and IPs agents dial; all go into the channel's server certificate",
+    )
+      .env("TRELLIS_SERVER_NAMES")
+      .default("trellis-controller.trellis-system.svc,trellis-controller.trellis-system.svc.cluster.local"),
+  )
+  .addOption(
+    new Option(
+      "--ca-secret <name>",
+      "Secret (in the lease namespace) holding the agent-channel CA; created if missing",
+    ).default("trellis-ca"),
+  )
+  .addOption(
+    new Option(
+      "--ca-bundle-configmap <name>",
+      "ConfigMap (in the lease namespace) the CA certificate is published in for agents",
+    ).default("trellis-ca-bundle"),
+  )
+  .addOption(
     new Option("--log-level <level>", "pino log level")
       .env("TRELLIS_LOG_LEVEL")
       .choices(["trace", "debug", "info", "warn", "error", "fatal", "silent"])
@@ -104,6 +142,11 @@ const opts = program.opts<{
   leaseDuration: number;
   debounceMs: number;
   maxDelayMs: number;
+  agentAddress: string;
+  agentServiceAccounts: string;
+  serverNames: string;
+  caSecret: string;
+  caBundleConfigmap: string;
   logLevel: string;
 }>();
 
@@ -116,6 +159,7 @@ if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
 else kc.loadFromCluster();
 
 const metrics = makeControllerMetrics();
+let channel: AgentChannel | undefined;
 const controller = startController({
   kc,
   log,
@@ -129,13 +173,44 @@ const controller = startController({
     durationSeconds: opts.leaseDuration,
     renewSeconds: opts.leaseDuration / 3,
   },
+  onTables: (changed) => channel?.hub.publish(changed),
 });
+const recordNodeEvent = makeNodeEventRecorder(kc, opts.leaseNamespace, "trellis-controller", log);
+const list = (v: string) =>
+  v
+    .split(",")
+    .map((x) => x.trim())
+    .filter(Boolean);
+if (opts.agentAddress !== "off") {
+  channel = await startAgentChannel({
+    kc,
+    log,
+    address: opts.agentAddress,
+    namespace: opts.leaseNamespace,
+    caSecret: opts.caSecret,
+    caBundleConfigMap: opts.caBundleConfigmap,
+    serverNames: list(opts.serverNames),
+    agentServiceAccounts: list(opts.agentServiceAccounts),
+    currentTable: (node) => controller.table(node)?.table,
+    onNack: (node, version, reason) => {
+      metrics.agentNacks.inc({ node });
+      void recordNodeEvent(
+        node,
+        "Warning",
+        "TableRejected",
+        `agent rejected table ${version.epoch}.${version.number}: ${reason}`,
+      );
+    },
+  });
+  // Tables computed before the channel was up reach agents when they connect.
+}
 const admin = await startAdminServer(
   controller,
   metrics,
   opts.adminAddress.host,
   opts.adminAddress.port,
   log,
+  () => channel?.registry.all() ?? [],
 );
 const address = `${opts.adminAddress.host}:${opts.adminAddress.port}`;
 log.info({ admin: address, lease: `${opts.leaseNamespace}/${opts.leaseName}` }, "controller started");
@@ -148,6 +223,7 @@ const shutdown = async (signal: string) => {
   // Releasing the Lease needs the API; do not hang on it forever.
   setTimeout(() => process.exit(1), 10_000).unref();
   admin.close();
+  await channel?.stop();
   await controller.stop();
   process.exit(0);
 };

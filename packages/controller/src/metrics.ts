@@ -40,6 +40,12 @@ export function makeControllerMetrics() {
       labelNames: ["stage"] as const,
       registers: [registry],
     }),
+    agentNacks: new Counter({
+      name: "trellis_controller_agent_nacks_total",
+      help: "Tables an agent refused to apply, by node.",
+      labelNames: ["node"] as const,
+      registers: [registry],
+    }),
     leader: new Gauge({
       name: "trellis_controller_leader",
       help: "1 when this replica holds the status-writer lease.",

@@ -740,7 +740,7 @@ export class RoutingState {
     if (substitutions.list.length === 0) return this.#baseServices;
     if (old && old.substitutions === substitutions && old.baseServices === this.#baseServices)
       return old.table.services;
-    const services = [...this.#baseServices];
+    const services = this.#baseServices.slice();
     for (const { index, service } of substitutions.list) services[index] = service;
     return old && sameItems(services, old.table.services) ? old.table.services : services;
   }

@@ -19,10 +19,12 @@ import { MatchType, NodeTable, Protocol, RouteKind } from "@trellis/api";
 const here = dirname(fileURLToPath(import.meta.url));
 const { values } = parseArgs({
   options: {
-    "duration-ms": { type: "string", default: "10000" },
+    "duration-ms": { type: "string", default: "6000" },
     workers: { type: "string", default: "1" },
     connections: { type: "string", default: "32" },
     rate: { type: "string", default: "1000" },
+    // Targets are measured in interleaved rounds and the median kept, so a burst of other load hits all alike.
+    rounds: { type: "string", default: "3" },
     quick: { type: "boolean", default: false },
     // Run the TypeScript sources directly instead of the stripped build (more memory, same code).
     "from-source": { type: "boolean", default: false },
@@ -34,6 +36,19 @@ const durationMs = quick ? 3_000 : Number(values["duration-ms"]);
 const workers = Number(values.workers);
 const connections = Number(values.connections);
 const rate = Number(values.rate);
+const rounds = quick ? 1 : Number(values.rounds);
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor((s.length - 1) / 2)] as number;
+}
+
+/** Per-key median of several result objects. */
+function medianOf(rs: Record<string, number>[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const k of Object.keys(rs[0] ?? {})) out[k] = median(rs.map((r) => r[k] as number));
+  return out;
+}
 const children: ChildProcess[] = [];
 const dir = mkdtempSync(join(tmpdir(), "trellis-bench-"));
 
@@ -388,8 +403,9 @@ async function main(): Promise<void> {
     if (b.status !== 0) throw new Error(`build failed: ${b.stderr}`);
   }
   const agentArgs = [
-    // A small young generation keeps the agent's RSS flat under load (see docs/agent.md).
+    // A small young generation and a bounded old one keep the agent's RSS flat under load (see docs/agent.md).
     "--max-semi-space-size=1",
+    "--max-old-space-size=256",
     fromSource ? join(here, "..", "src", "cli.ts") : join(here, "..", "dist", "agent", "cli.js"),
     "--table-file",
     tableFile,
@@ -433,7 +449,7 @@ async function main(): Promise<void> {
   const grpcLatency: Record<string, Record<string, number>> = {};
   let rssHttp = 0;
   let rssGrpc = 0;
-  for (const [mode, table, targets] of [
+  for (const [mode, out, targets] of [
     [
       "http1",
       latency,
@@ -453,25 +469,30 @@ async function main(): Promise<void> {
       ],
     ],
   ] as const) {
-    for (const [name, port] of targets) {
-      const args = [
-        "--mode",
-        mode,
-        "--port",
-        String(port),
-        "--rate",
-        String(rate),
-        "--duration-ms",
-        String(durationMs),
-      ];
-      if (name === "agent") {
-        const [r, rss] = await sampleRss(agentPid, runJson("openloop.ts", args));
-        table[name] = r;
-        if (mode === "http1") rssHttp = rss;
-        else rssGrpc = rss;
-      } else table[name] = await runJson("openloop.ts", args);
-      log(`${mode} latency ${name}: ${JSON.stringify(table[name])}`);
+    const samples: Record<string, Record<string, number>[]> = { direct: [], agent: [], haproxy: [] };
+    for (let round = 0; round < rounds; round++) {
+      for (const [name, port] of targets) {
+        const args = [
+          "--mode",
+          mode,
+          "--port",
+          String(port),
+          "--rate",
+          String(rate),
+          "--duration-ms",
+          String(durationMs),
+        ];
+        if (round > 0) args.push("--warmup-ms", "500");
+        if (name === "agent") {
+          const [r, rss] = await sampleRss(agentPid, runJson("openloop.ts", args));
+          samples[name]?.push(r);
+          if (mode === "http1") rssHttp = Math.max(rssHttp, rss);
+          else rssGrpc = Math.max(rssGrpc, rss);
+        } else samples[name]?.push(await runJson("openloop.ts", args));
+        log(`${mode} latency ${name} (round ${round + 1}): ${JSON.stringify(samples[name]?.at(-1))}`);
+      }
     }
+    for (const name of ["direct", "agent", "haproxy"]) out[name] = medianOf(samples[name] ?? []);
   }
 
   // ---- Phase 2: throughput at saturation ----
@@ -482,16 +503,27 @@ async function main(): Promise<void> {
   };
   const throughput: Record<string, number> = {};
   const cpuPerReq: Record<string, number | null> = {};
-  for (const [name, port] of [
+  const httpTargets = [
     ["direct", httpBackend],
     ["agent", agentHttp],
     ["haproxy", httpHaproxy],
-  ] as const) {
-    wrk(port, 2, null); // warm-up: JIT, connection pools
-    const sat = wrk(port, seconds, pids[name] ?? null);
-    throughput[name] = sat.rps;
-    cpuPerReq[name] = sat.cpuUsPerRequest;
-    log(`http1 ${name}: ${sat.rps} req/s, ${sat.cpuUsPerRequest ?? "-"} µs CPU/request`);
+  ] as const;
+  for (const [, port] of httpTargets) wrk(port, 2, null); // warm-up: JIT, connection pools
+  const httpSat: Record<string, Saturation[]> = { direct: [], agent: [], haproxy: [] };
+  for (let round = 0; round < rounds; round++) {
+    for (const [name, port] of httpTargets) {
+      const sat = wrk(port, seconds, pids[name] ?? null);
+      httpSat[name]?.push(sat);
+      log(
+        `http1 ${name} (round ${round + 1}): ${sat.rps} req/s, ${sat.cpuUsPerRequest ?? "-"} µs CPU/request`,
+      );
+    }
+  }
+  for (const [name] of httpTargets) {
+    const xs = httpSat[name] ?? [];
+    throughput[name] = median(xs.map((x) => x.rps));
+    cpuPerReq[name] =
+      xs[0]?.cpuUsPerRequest === null ? null : median(xs.map((x) => x.cpuUsPerRequest as number));
   }
   const grpcThroughput: Record<string, number> = {};
   const grpcCpuPerReq: Record<string, number | null> = {};
@@ -499,22 +531,36 @@ async function main(): Promise<void> {
   const msgFile = join(dir, "msg.bin");
   const msg = Buffer.from("hello trellis");
   writeFileSync(msgFile, Buffer.concat([Buffer.from([0, 0, 0, 0, msg.length]), msg]));
-  for (const [name, port] of [
+  const grpcTargets = [
     ["direct", grpcBackend],
     ["agent", agentGrpc],
     ["haproxy", h2Haproxy],
-  ] as const) {
-    if (useH2load) {
-      h2load(port, 2, msgFile, null); // warm-up: JIT of the HTTP/2 paths, sessions
-      const sat = h2load(port, seconds, msgFile, pids[name] ?? null);
-      grpcThroughput[name] = sat.rps;
-      grpcCpuPerReq[name] = sat.cpuUsPerRequest;
-    } else {
-      const r = await runJson("grpc-load.ts", ["--port", String(port), "--duration-ms", String(durationMs)]);
-      grpcThroughput[name] = r.rps as number;
-      if ((r.errors as number) > 0) log(`grpc ${name}: ${r.errors} errors`);
+  ] as const;
+  if (useH2load) for (const [, port] of grpcTargets) h2load(port, 2, msgFile, null);
+  const grpcSat: Record<string, Saturation[]> = { direct: [], agent: [], haproxy: [] };
+  for (let round = 0; round < rounds; round++) {
+    for (const [name, port] of grpcTargets) {
+      let sat: Saturation;
+      if (useH2load) sat = h2load(port, seconds, msgFile, pids[name] ?? null);
+      else {
+        const r = await runJson("grpc-load.ts", [
+          "--port",
+          String(port),
+          "--duration-ms",
+          String(durationMs),
+        ]);
+        if ((r.errors as number) > 0) log(`grpc ${name}: ${r.errors} errors`);
+        sat = { rps: r.rps as number, cpuUsPerRequest: null };
+      }
+      grpcSat[name]?.push(sat);
+      log(`grpc ${name} (round ${round + 1}): ${sat.rps} calls/s, ${sat.cpuUsPerRequest ?? "-"} µs CPU/call`);
     }
-    log(`grpc ${name}: ${grpcThroughput[name]} calls/s, ${grpcCpuPerReq[name] ?? "-"} µs CPU/call`);
+  }
+  for (const [name] of grpcTargets) {
+    const xs = grpcSat[name] ?? [];
+    grpcThroughput[name] = median(xs.map((x) => x.rps));
+    grpcCpuPerReq[name] =
+      xs[0]?.cpuUsPerRequest == null ? null : median(xs.map((x) => x.cpuUsPerRequest as number));
   }
   const rssAfter = rssMb(agentPid);
 
@@ -532,16 +578,17 @@ async function main(): Promise<void> {
     },
     method: {
       durationMs,
+      rounds,
       workers,
       agent: fromSource
-        ? "node --max-semi-space-size=1 src/cli.ts (TypeScript stripped at load)"
-        : "node --max-semi-space-size=1 dist/agent/cli.js (stripped ahead by scripts/build.ts)",
-      wrk: `wrk -t1 -c${connections} -d${seconds}s (after a 2 s warm-up)`,
-      openLoop: `${rate} req/s fixed schedule, latency from the scheduled send time, 2 s warm-up, ${durationMs} ms measured`,
+        ? "node --max-semi-space-size=1 --max-old-space-size=256 src/cli.ts (TypeScript stripped at load)"
+        : "node --max-semi-space-size=1 --max-old-space-size=256 dist/agent/cli.js (stripped ahead by scripts/build.ts)",
+      wrk: `wrk -t1 -c${connections} -d${seconds}s (after a 2 s warm-up), median of ${rounds} interleaved rounds`,
+      openLoop: `${rate} req/s fixed schedule (bench/openloop.ts), ${durationMs} ms measured per round after a warm-up, median of ${rounds} interleaved rounds`,
       backend: "HTTP: HAProxy 1 thread answering 1 KiB itself; gRPC: node:http2 echo server",
       peer: `HAProxy ${workers} thread(s), keep-alive to the backend (http-reuse always); h2c for gRPC`,
       grpcLoad: useH2load
-        ? "h2load -c4 -m16 (64 calls in flight), after a 2 s warm-up run"
+        ? `h2load -c4 -m16 (64 calls in flight), after a 2 s warm-up run, median of ${rounds} interleaved rounds`
         : "Node HTTP/2 generator, 64 calls in flight over 4 connections (h2load not installed; this generator saturates first)",
     },
     http1: {
@@ -596,7 +643,7 @@ async function main(): Promise<void> {
     "",
     `CPU efficiency (HAProxy µs ÷ agent µs per request, insensitive to other load on the machine): **${results.http1.cpuEfficiencyVsHaproxy}**.`,
     "",
-    `Latency at ${rate} req/s, open loop (ms from the scheduled send time):`,
+    `Latency at ${rate} req/s, open loop (${results.method.openLoop}; ms):`,
     "",
     "| target | p50 | p90 | p99 | p99.9 | errors |",
     "|---|---|---|---|---|---|",

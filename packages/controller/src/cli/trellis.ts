@@ -4,6 +4,7 @@
 // `trellis explain` which route, rule and backends would serve one request.
 // Both ask the controller's admin endpoint (--controller).
 import { Command, Option } from "commander";
+import type { AgentStatusRow } from "../distribute/agent-status.ts";
 
 const program = new Command("trellis").description("Trellis service mesh command line");
 
@@ -93,5 +94,55 @@ program
       await show(o.controller, `/debug/explain?${q}`);
     },
   );
+
+program
+  .command("status")
+  .description("per node: the table version the controller wants, what the agent applied, lag and last NACK")
+  .addOption(
+    new Option("--controller <url>", "controller admin URL")
+      .env("TRELLIS_CONTROLLER")
+      .default("http://127.0.0.1:9090"),
+  )
+  .addOption(new Option("-o, --output <format>", "table or json").choices(["table", "json"]).default("table"))
+  .action(async (o: { controller: string; output: string }) => {
+    if (o.output === "json") return show(o.controller, "/debug/agents");
+    const res = await fetch(new URL("/debug/agents", o.controller), {
+      signal: AbortSignal.timeout(5000),
+    }).catch((err: unknown) => err);
+    if (!(res instanceof Response) || !res.ok) {
+      process.stderr.write(
+        `cannot read agent status from ${o.controller}; set --controller or TRELLIS_CONTROLLER\n`,
+      );
+      process.exitCode = 1;
+      return;
+    }
+    const rows = (await res.json()) as AgentStatusRow[];
+    const lines = [["NODE", "DESIRED", "APPLIED", "AGENT", "LAG", "LAST NACK"]];
+    for (const r of rows) {
+      lines.push([
+        r.node,
+        r.desired,
+        r.applied,
+        r.connected ? `connected (${r.pod})` : "disconnected",
+        r.lagMs ? `${(r.lagMs / 1000).toFixed(1)}s` : "-",
+        r.lastNack
+          ? `${r.lastNack.version}: ${r.lastNack.reason} (${Math.round(r.lastNack.ageMs / 1000)}s ago)`
+          : "-",
+      ]);
+    }
+    const widths = lines[0]!.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
+    process.stdout.write(
+      `${lines
+        .map((l) =>
+          l
+            .map((c, i) => c.padEnd(widths[i]!))
+            .join("  ")
+            .trimEnd(),
+        )
+        .join("\n")}\n`,
+    );
+    // Non-zero when any node is not serving the desired table, so scripts can wait on it.
+    if (rows.some((r) => r.desired !== r.applied)) process.exitCode = 3;
+  });
 
 await program.parseAsync();

@@ -389,11 +389,6 @@ export class Exchange implements AttemptOwner {
     this.#attempt?.resume();
   }
 
-  /** The client needs a pause (backpressure discovered outside onAttemptData). */
-  onClientBackpressure(): void {
-    this.#attempt?.pause();
-  }
-
   /** The client went away before the response was complete. */
   onClientClose(): void {
     if (this.#state === DONE) return;

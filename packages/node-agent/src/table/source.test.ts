@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -103,6 +103,19 @@ describe("trellis-agent binary", () => {
       child.on("exit", (code) => resolve({ code, out })),
     );
   }
+
+  it("the stripped build (scripts/build.ts) runs the same CLI", async () => {
+    const root = fileURLToPath(new URL("../..", import.meta.url));
+    const build = spawnSync(process.execPath, ["--no-warnings", join(root, "scripts", "build.ts")], {
+      encoding: "utf8",
+    });
+    expect(build.status).toBe(0);
+    const help = spawnSync(process.execPath, [join(root, "dist", "agent", "cli.js"), "--help"], {
+      encoding: "utf8",
+    });
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain("--table-file");
+  }, 20_000);
 
   it("documents its flags in --help", async () => {
     const { code, out } = await run(["--help"]);
