@@ -125,6 +125,9 @@ async function startReplica(identity: string, leaseName: string): Promise<Replic
       identity,
       "--lease-duration",
       "3",
+      // Several replicas run side by side here; the agent channel gets an ephemeral port each.
+      "--agent-address",
+      "127.0.0.1:0",
     ],
     { stdio: ["ignore", log, log] },
   );

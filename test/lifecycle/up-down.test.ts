@@ -17,6 +17,8 @@ function machineState(): { netns: string; ruleset: string; routes: string; links
 
 describe("cluster-in-a-box lifecycle", () => {
   it("down after up restores netns, nftables ruleset, routes and links", async () => {
+    // A box someone left running is not part of "the machine as it was".
+    await down({ quiet: true });
     const before = machineState();
     await up({ nodes: 2, log: () => {} });
     const during = machineState();

@@ -10,22 +10,28 @@ interface DialResult {
   error?: string;
 }
 
-async function dialOnce(
-  url: string,
-  timeoutMs: number,
-  headers: Record<string, string>,
-): Promise<DialResult> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers });
-    const h: Record<string, string> = {};
-    res.headers.forEach((v, k) => {
-      h[k] = v;
+/**
+ * One request on a new connection (no keep-alive pool): each dial is a fresh
+ * connection, so a Service's load balancing (kube-proxy or the mesh) decides
+ * anew for every request, as it would for independent clients.
+ */
+function dialOnce(url: string, timeoutMs: number, headers: Record<string, string>): Promise<DialResult> {
+  return new Promise((resolve) => {
+    const req = http.get(url, { agent: false, headers, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks).toString("utf8"),
+        }),
+      );
+      res.on("error", (err) => resolve({ status: 0, error: err.message }));
     });
-    return { status: res.status, headers: h, body: await res.text() };
-  } catch (err) {
-    const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : "";
-    return { status: 0, error: `${err instanceof Error ? err.message : String(err)}${cause}` };
-  }
+    req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on("error", (err) => resolve({ status: 0, error: err.message }));
+  });
 }
 
 const server = http.createServer(async (req, res) => {
