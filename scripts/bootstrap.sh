@@ -12,7 +12,7 @@ TOOLS="$TRELLIS_ROOT/.tools"
 NODE_VERSION="24.21.0"
 PNPM_VERSION="10.34.8"
 GATEWAY_API_VERSION="v1.6.1"
-DEBIAN_PACKAGES=(iproute2 nftables iptables conntrack containernetworking-plugins haproxy wrk)
+DEBIAN_PACKAGES=(iproute2 nftables iptables conntrack containernetworking-plugins openssl haproxy wrk nghttp2-client)
 
 log() { printf "[bootstrap %ss] %s\n" "$(( $(date +%s) - BOOT_T0 ))" "$*" >&2; }
 BOOT_T0=$(date +%s)

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# All benchmarks (never part of the test suite): the controller's recompute
+# benchmark and the agent's data-plane benchmark against direct and HAProxy
+# baselines measured in the same run. Results: packages/*/bench/results/.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
+cd "$TRELLIS_ROOT"
+echo "== controller: recompute and memory (packages/controller/bench/results/)"
+node packages/controller/bench/run.ts
+echo "== agent: throughput, added latency, memory vs direct and HAProxy (packages/node-agent/bench/results/)"
+node packages/node-agent/bench/run.ts
