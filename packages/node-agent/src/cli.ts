@@ -2,12 +2,16 @@
 // trellis-agent: the node agent process.
 
 import type { AddressInfo } from "node:net";
-import { Command, InvalidArgumentError } from "commander";
+import { join } from "node:path";
+import { Command, InvalidArgumentError, Option } from "commander";
 import pino from "pino";
 import { startAdminServer } from "./admin.ts";
 import { Agent } from "./agent.ts";
 import { AgentMetrics } from "./metrics.ts";
+import { ControllerTableSource } from "./table/controller-source.ts";
 import { FileTableSource, type TableSource } from "./table/source.ts";
+
+const AGENT_VERSION = "0.0.0";
 
 function int(name: string): (v: string) => number {
   return (v) => {
@@ -21,7 +25,45 @@ function int(name: string): (v: string) => number {
 export function buildCommand(): Command {
   return new Command("trellis-agent")
     .description("Trellis node agent: routes captured east-west traffic by the node's NodeTable.")
-    .requiredOption("--table-file <path>", "NodeTable to serve (JSON form of NodeTable, or binary protobuf)")
+    .option(
+      "--table-file <path>",
+      "NodeTable to serve (JSON form of NodeTable, or binary protobuf); instead of --controller",
+    )
+    .addOption(
+      new Option("--controller <host:port>", "controller agent channel to stream this node's table from")
+        .env("TRELLIS_CONTROLLER_ADDRESS")
+        .conflicts("tableFile"),
+    )
+    .addOption(new Option("--node <name>", "this node's name (with --controller)").env("NODE_NAME"))
+    .addOption(
+      new Option(
+        "--ca-file <path>",
+        "CA certificate of the controller channel (the trellis-ca-bundle ConfigMap)",
+      )
+        .env("TRELLIS_CA_FILE")
+        .default("/var/run/trellis/ca/ca.crt"),
+    )
+    .addOption(
+      new Option(
+        "--token-file <path>",
+        "projected ServiceAccount token with audience trellis, re-read on every connect",
+      )
+        .env("TRELLIS_TOKEN_FILE")
+        .default("/var/run/secrets/trellis/token"),
+    )
+    .addOption(
+      new Option("--server-name <name>", "TLS name to verify on the controller's certificate")
+        .env("TRELLIS_SERVER_NAME")
+        .default("trellis-controller.trellis-system.svc"),
+    )
+    .addOption(
+      new Option(
+        "--state-dir <dir>",
+        "where the last good table is kept, so a restarted agent serves at once",
+      )
+        .env("TRELLIS_STATE_DIR")
+        .default("/var/lib/trellis"),
+    )
     .option("--no-watch", "do not reload when the table file changes (SIGHUP still reloads)")
     .option(
       "--listen-address <ip>",
@@ -66,7 +108,13 @@ export function buildCommand(): Command {
 }
 
 interface CliOptions {
-  tableFile: string;
+  tableFile?: string;
+  controller?: string;
+  node?: string;
+  caFile: string;
+  tokenFile: string;
+  serverName: string;
+  stateDir: string;
   watch: boolean;
   listenAddress: string;
   adminAddress: string;
@@ -82,7 +130,10 @@ interface CliOptions {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const o = buildCommand().parse(argv).opts<CliOptions>();
+  const command = buildCommand();
+  const o = command.parse(argv).opts<CliOptions>();
+  if (!o.tableFile && !o.controller) command.error("one of --table-file or --controller is required");
+  if (o.controller && !o.node) command.error("--controller needs --node (or NODE_NAME)");
   const log = pino({ level: o.logLevel, base: { component: "trellis-agent" } });
   const metrics = new AgentMetrics();
   const agent = new Agent({
@@ -102,7 +153,18 @@ export async function main(argv: string[]): Promise<void> {
   });
   const admin = await startAdminServer(agent, metrics, o.adminAddress, o.adminPort);
   log.info({ admin: (admin.address() as AddressInfo).port }, "admin server listening");
-  const source: TableSource = new FileTableSource({ path: o.tableFile, log, watch: o.watch });
+  const source: TableSource = o.controller
+    ? new ControllerTableSource({
+        address: o.controller,
+        caFile: o.caFile,
+        tokenFile: o.tokenFile,
+        serverName: o.serverName,
+        node: o.node ?? "",
+        stateFile: join(o.stateDir, `table-${o.node}.bin`),
+        agentVersion: AGENT_VERSION,
+        log,
+      })
+    : new FileTableSource({ path: o.tableFile ?? "", log, watch: o.watch });
   await source.start((t) => agent.apply(t));
 
   let stopping = false;
