@@ -31,6 +31,11 @@ export const images: Readonly<Record<string, ImageSpec>> = {
     entrypoint: [node, join(TRELLIS_ROOT, "test/workloads/netexec.ts")],
     cmd: [],
   },
+  /** The Trellis node agent from source (the chart's agent image maps here). */
+  "trellis.local/agent": {
+    entrypoint: [node, join(TRELLIS_ROOT, "packages/node-agent/src/cli.ts")],
+    cmd: [],
+  },
   /** A shell toolbox: runs `command`/`args` with the host's binaries; idles by default. */
   "trellis.local/shell": {
     entrypoint: [],

@@ -1,0 +1,332 @@
+// Table distribution on the cluster-in-a-box: trellis-controller in the root
+// netns serves the agent channel; one trellis-agent per simulated node runs
+// as a hostNetwork DaemonSet pod in the node's netns, authenticated by its
+// projected, pod-bound ServiceAccount token (audience trellis).
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, openSync, rmSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import { join, resolve } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { AgentStreamClient } from "@trellis/api";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { kubectl, paths } from "../cluster/box.ts";
+import { nodeLayout, UNDERLAY_HOST_IP } from "../cluster/layout.ts";
+import { eventually } from "../support/eventually.ts";
+
+const ROOT = resolve(import.meta.dirname, "..", "..");
+const MAIN = join(ROOT, "packages/controller/src/main.ts");
+const ns = `it-dist-${randomBytes(3).toString("hex")}`;
+const logDir = mkdtempSync(join(os.tmpdir(), `trellis-${ns}-`));
+const stateDir = join(logDir, "agent-state");
+const SERVER_NAME = `trellis-controller.${ns}.svc`;
+const NODES = [nodeLayout(1), nodeLayout(2)];
+
+interface AgentRow {
+  node: string;
+  desired: string;
+  applied: string;
+  connected: boolean;
+  pod: string;
+  lastNack?: { reason: string };
+}
+
+let controller: { proc: ChildProcess; admin: string } | undefined;
+let agentPort = 0;
+let adminPort = 0;
+
+function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const s = net.createServer();
+    s.once("error", fail);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => done(port));
+    });
+  });
+}
+
+async function startController(identity: string): Promise<void> {
+  const log = openSync(join(logDir, `${identity}.log`), "a");
+  const proc = spawn(
+    process.execPath,
+    [
+      MAIN,
+      "--kubeconfig",
+      paths().adminKubeconfig,
+      "--admin-address",
+      `127.0.0.1:${adminPort}`,
+      "--agent-address",
+      `0.0.0.0:${agentPort}`,
+      "--server-names",
+      SERVER_NAME,
+      "--lease-namespace",
+      ns,
+      "--agent-service-accounts",
+      `${ns}/trellis-agent`,
+      "--identity",
+      identity,
+      "--lease-duration",
+      "3",
+    ],
+    { stdio: ["ignore", log, log] },
+  );
+  controller = { proc, admin: `http://127.0.0.1:${adminPort}` };
+  await eventually("controller ready", async () => {
+    const res = await fetch(`${controller!.admin}/readyz`);
+    if (res.status !== 200) throw new Error(`readyz ${res.status}`);
+  });
+}
+
+async function stopController(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+  if (!controller) return;
+  const { proc } = controller;
+  const exited = new Promise((r) => proc.once("exit", r));
+  proc.kill(signal);
+  await exited;
+  controller = undefined;
+}
+
+async function agents(): Promise<AgentRow[]> {
+  const res = await fetch(`${controller!.admin}/debug/agents`);
+  return (await res.json()) as AgentRow[];
+}
+
+async function allInSync(): Promise<AgentRow[]> {
+  const rows = (await agents()).filter((r) => NODES.some((n) => n.name === r.node));
+  if (rows.length !== NODES.length || !rows.every((r) => r.connected && r.applied === r.desired)) {
+    throw new Error(JSON.stringify(rows));
+  }
+  return rows;
+}
+
+/** Listener port the node's agent uses for a service cluster IP and port (its /debug/portmap). */
+async function listenerPort(node: (typeof NODES)[number], clusterIP: string, port: number): Promise<number> {
+  const res = await fetch(`http://${node.underlayIP}:15090/debug/portmap`);
+  const { portMap: map } = (await res.json()) as {
+    portMap: Array<{ serviceIp: string; port: number; listenerPort: number }>;
+  };
+  const hit = map.find((e) => e.serviceIp === clusterIP && e.port === port);
+  if (!hit) throw new Error(`no listener for ${clusterIP}:${port} on ${node.name}: ${JSON.stringify(map)}`);
+  return hit.listenerPort;
+}
+
+async function servedBy(node: (typeof NODES)[number], lport: number, n: number): Promise<string[]> {
+  const pods: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const res = await fetch(`http://${node.underlayIP}:${lport}/`, { signal: AbortSignal.timeout(3000) });
+    await res.text();
+    pods.push(res.status === 200 ? (res.headers.get("x-echo-pod") ?? "?") : `status ${res.status}`);
+  }
+  return pods;
+}
+
+function echo(name: string): string {
+  return `
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: ${name}, namespace: ${ns} }
+spec:
+  replicas: 1
+  selector: { matchLabels: { app: ${name} } }
+  template:
+    metadata: { labels: { app: ${name} } }
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: echo
+        image: trellis.local/echo
+        env: [{ name: PORT, value: "8080" }]
+        readinessProbe: { httpGet: { path: /healthz, port: 8080 }, periodSeconds: 1 }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: ${name}, namespace: ${ns} }
+spec:
+  selector: { app: ${name} }
+  ports: [{ name: http, port: 80, targetPort: 8080 }]
+`;
+}
+
+const agentDaemonSet = () => `
+apiVersion: v1
+kind: ServiceAccount
+metadata: { name: trellis-agent, namespace: ${ns} }
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: { name: trellis-agent, namespace: ${ns} }
+spec:
+  selector: { matchLabels: { app: trellis-agent } }
+  template:
+    metadata: { labels: { app: trellis-agent } }
+    spec:
+      hostNetwork: true
+      serviceAccountName: trellis-agent
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: agent
+        image: trellis.local/agent
+        args: ["--controller", "${UNDERLAY_HOST_IP}:${agentPort}", "--server-name", "${SERVER_NAME}",
+               "--state-dir", "${stateDir}", "--admin-port", "15090", "--log-level", "info"]
+        env:
+        - { name: NODE_NAME, valueFrom: { fieldRef: { fieldPath: spec.nodeName } } }
+        readinessProbe: { httpGet: { path: /healthz, port: 15090 }, periodSeconds: 1 }
+        volumeMounts:
+        - { name: token, mountPath: /var/run/secrets/trellis, readOnly: true }
+        - { name: ca, mountPath: /var/run/trellis/ca, readOnly: true }
+      volumes:
+      - name: token
+        projected:
+          sources:
+          - serviceAccountToken: { audience: trellis, expirationSeconds: 3600, path: token }
+      - name: ca
+        configMap: { name: trellis-ca-bundle }
+`;
+
+function rawStatus(token: string | undefined, node: string, caPem: string): Promise<grpc.StatusObject> {
+  const client = new AgentStreamClient(
+    `127.0.0.1:${agentPort}`,
+    grpc.credentials.createSsl(Buffer.from(caPem)),
+    {
+      "grpc.ssl_target_name_override": SERVER_NAME,
+    },
+  );
+  const md = new grpc.Metadata();
+  if (token) md.set("authorization", `Bearer ${token}`);
+  const call = client.connect(md);
+  call.on("error", () => {});
+  call.write({ message: { $case: "hello", hello: { node, agentVersion: "test" } } });
+  return new Promise((done) =>
+    call.on("status", (s) => {
+      client.close();
+      done(s);
+    }),
+  );
+}
+
+describe("table distribution to node agents", () => {
+  beforeAll(async () => {
+    agentPort = await freePort();
+    adminPort = await freePort();
+    kubectl(["create", "namespace", ns]);
+    kubectl(["label", "namespace", ns, "trellis.dev/capture=enabled"]);
+    kubectl(["apply", "-f", "-"], { input: `${echo("smiley")}---${echo("smiley2")}` });
+    await startController("dist-1");
+    await eventually("CA bundle published", () =>
+      kubectl(["get", "configmap", "-n", ns, "trellis-ca-bundle", "-o", "name"]),
+    );
+    kubectl(["apply", "-f", "-"], { input: agentDaemonSet() });
+    kubectl(["rollout", "status", "-n", ns, "deployment/smiley", "deployment/smiley2", "--timeout=60s"]);
+  }, 180_000);
+
+  afterAll(async () => {
+    await stopController("SIGKILL");
+    try {
+      kubectl(["delete", "namespace", ns, "--wait=true", "--timeout=60s"]);
+    } catch {
+      // reported by the box's own teardown if anything is left
+    }
+    rmSync(logDir, { recursive: true, force: true });
+  });
+
+  it("each agent connects with its pod-bound token and ACKs its node's table", async () => {
+    const rows = await eventually("both agents in sync", allInSync, { timeoutMs: 60_000 });
+    for (const r of rows) expect(r.pod).toMatch(new RegExp(`^${ns}/trellis-agent-`));
+  });
+
+  it("a route change reaches both agents, both ACK it, and traffic through the agents follows it", async () => {
+    const before = await allInSync();
+    const clusterIP = kubectl(["get", "service", "-n", ns, "smiley", "-o", "jsonpath={.spec.clusterIP}"]);
+    for (const n of NODES) {
+      const lport = await eventually(`listener on ${n.name}`, () => listenerPort(n, clusterIP, 80));
+      expect((await servedBy(n, lport, 10)).every((p) => p.startsWith("smiley-"))).toBe(true);
+    }
+    kubectl(["apply", "-f", "-"], {
+      input: `
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: smiley-to-2, namespace: ${ns} }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: smiley, port: 80 }]
+  rules: [{ backendRefs: [{ name: smiley2, port: 80 }] }]
+`,
+    });
+    const after = await eventually(
+      "both agents ACK a new version",
+      async () => {
+        const rows = await allInSync();
+        if (rows.some((r, i) => r.desired === before[i]?.desired)) throw new Error("no new version yet");
+        return rows;
+      },
+      { timeoutMs: 10_000 },
+    );
+    expect(after.map((r) => r.applied)).toEqual(after.map((r) => r.desired));
+    for (const n of NODES) {
+      const lport = await listenerPort(n, clusterIP, 80);
+      expect((await servedBy(n, lport, 10)).every((p) => p.startsWith("smiley2-"))).toBe(true);
+    }
+  });
+
+  it("refuses another node's token, a token of the wrong audience, and no token", async () => {
+    const caPem = kubectl([
+      "get",
+      "configmap",
+      "-n",
+      ns,
+      "trellis-ca-bundle",
+      "-o",
+      "jsonpath={.data.ca\\.crt}",
+    ]);
+    const agentPod = kubectl([
+      "get",
+      "pods",
+      "-n",
+      ns,
+      "-l",
+      "app=trellis-agent",
+      "--field-selector",
+      "spec.nodeName=n1",
+      "-o",
+      "jsonpath={.items[0].metadata.name}",
+    ]);
+    const token = (audience: string) =>
+      kubectl([
+        "create",
+        "token",
+        "-n",
+        ns,
+        "trellis-agent",
+        "--audience",
+        audience,
+        "--bound-object-kind",
+        "Pod",
+        "--bound-object-name",
+        agentPod,
+      ]).trim();
+    const caseOtherNode = await rawStatus(token("trellis"), "n2", caPem);
+    expect(caseOtherNode.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(caseOtherNode.details).toMatch(/node n1, not n2/);
+    expect((await rawStatus(token("other"), "n1", caPem)).code).toBe(grpc.status.UNAUTHENTICATED);
+    expect((await rawStatus(undefined, "n1", caPem)).code).toBe(grpc.status.UNAUTHENTICATED);
+  });
+
+  it("agents keep routing while the controller is down and resync when it is back", async () => {
+    const before = await allInSync();
+    const clusterIP = kubectl(["get", "service", "-n", ns, "smiley", "-o", "jsonpath={.spec.clusterIP}"]);
+    await stopController("SIGKILL");
+    for (const n of NODES) {
+      const lport = await listenerPort(n, clusterIP, 80);
+      const pods = await servedBy(n, lport, 25);
+      expect(pods.filter((p) => !p.startsWith("smiley2-"))).toEqual([]);
+    }
+    await startController("dist-2");
+    const after = await eventually("agents resync with the restarted controller", allInSync, {
+      timeoutMs: 60_000,
+    });
+    // A restarted controller has a new epoch: its versions can never be mistaken for the old ones.
+    for (const [i, r] of after.entries())
+      expect(r.applied.split(".")[0]).not.toBe(before[i]!.applied.split(".")[0]);
+  });
+});
