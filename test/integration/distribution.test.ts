@@ -312,7 +312,7 @@ spec:
     expect((await rawStatus(undefined, "n1", caPem)).code).toBe(grpc.status.UNAUTHENTICATED);
   });
 
-  it("agents keep routing while the controller is down and resync when it is back", async () => {
+  it("agents keep routing while the controller is down, a restarted agent serves its persisted table, and both resync", async () => {
     const before = await allInSync();
     const clusterIP = kubectl(["get", "service", "-n", ns, "smiley", "-o", "jsonpath={.spec.clusterIP}"]);
     await stopController("SIGKILL");
@@ -321,6 +321,45 @@ spec:
       const pods = await servedBy(n, lport, 25);
       expect(pods.filter((p) => !p.startsWith("smiley2-"))).toEqual([]);
     }
+    // Restart n1's agent while the controller is still down: it must come back
+    // serving the last table it applied (persisted in its state dir).
+    const old = kubectl([
+      "get",
+      "pods",
+      "-n",
+      ns,
+      "-l",
+      "app=trellis-agent",
+      "--field-selector",
+      "spec.nodeName=n1",
+      "-o",
+      "jsonpath={.items[0].metadata.name}",
+    ]);
+    kubectl(["delete", "pod", "-n", ns, old, "--wait=true"]);
+    await eventually(
+      "a new n1 agent pod is ready",
+      () => {
+        const ready = kubectl([
+          "get",
+          "pods",
+          "-n",
+          ns,
+          "-l",
+          "app=trellis-agent",
+          "--field-selector",
+          "spec.nodeName=n1",
+          "-o",
+          'jsonpath={range .items[*]}{.metadata.name} {.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}',
+        ]);
+        if (!ready.split("\n").some((l) => !l.startsWith(old) && l.endsWith(" True"))) throw new Error(ready);
+      },
+      { timeoutMs: 60_000 },
+    );
+    const n1 = NODES[0]!;
+    const restarted = await eventually("listener of the restarted agent", () =>
+      listenerPort(n1, clusterIP, 80),
+    );
+    expect((await servedBy(n1, restarted, 10)).filter((p) => !p.startsWith("smiley2-"))).toEqual([]);
     await startController("dist-2");
     const after = await eventually("agents resync with the restarted controller", allInSync, {
       timeoutMs: 60_000,

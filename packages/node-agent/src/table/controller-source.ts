@@ -5,7 +5,8 @@
 // (capped, jittered) so hundreds of agents don't stampede a restarted controller.
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import {
   type AgentMessage,
@@ -222,6 +223,7 @@ export class ControllerTableSource implements TableSource {
   async #persist(table: NodeTable): Promise<void> {
     const tmp = `${this.#o.stateFile}.${randomUUID()}.tmp`;
     try {
+      await mkdir(dirname(this.#o.stateFile), { recursive: true });
       await writeFile(tmp, NodeTable.encode(table).finish());
       await rename(tmp, this.#o.stateFile);
     } catch (err) {
