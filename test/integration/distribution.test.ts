@@ -259,15 +259,18 @@ spec:
   rules: [{ backendRefs: [{ name: smiley2, port: 80 }] }]
 `,
     });
-    const after = await eventually(
-      "both agents ACK a new version",
-      async () => {
-        const rows = await allInSync();
-        if (rows.some((r, i) => r.desired === before[i]?.desired)) throw new Error("no new version yet");
-        return rows;
-      },
-      { timeoutMs: 10_000 },
-    );
+    // Other changes (endpoints, pods) also make versions: wait for the version
+    // that carries the route, then for both agents to ACK exactly it.
+    await eventually("the route is in every node's table", async () => {
+      for (const n of NODES) {
+        const table = await (await fetch(`${controller!.admin}/debug/tables/${n.name}`)).text();
+        if (!table.includes("smiley-to-2")) throw new Error(`${n.name}: route not compiled yet`);
+      }
+    });
+    const after = await eventually("both agents ACK the version with the route", allInSync, {
+      timeoutMs: 10_000,
+    });
+    for (const [i, r] of after.entries()) expect(r.desired).not.toBe(before[i]?.desired);
     expect(after.map((r) => r.applied)).toEqual(after.map((r) => r.desired));
     for (const n of NODES) {
       const lport = await listenerPort(n, clusterIP, 80);
