@@ -9,14 +9,15 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import https from "node:https";
-import net from "node:net";
 import os from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { kubectl, paths } from "../cluster/box.ts";
+import { echoWorkload } from "../support/echo-workload.ts";
 import { eventually } from "../support/eventually.ts";
+import { freePort } from "../support/free-port.ts";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
 const MAIN = join(ROOT, "packages/controller/src/main.ts");
@@ -33,33 +34,7 @@ let node = "";
 
 // --- workloads: stand-ins for the faces services -------------------------------
 
-function workload(name: string, portName: string): string {
-  return `
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: ${name}, namespace: ${ns} }
-spec:
-  replicas: 1
-  selector: { matchLabels: { app: ${name} } }
-  template:
-    metadata: { labels: { app: ${name} } }
-    spec:
-      terminationGracePeriodSeconds: 2
-      containers:
-      - name: echo
-        image: trellis.local/echo
-        env: [{ name: PORT, value: "8080" }]
-        ports: [{ name: web, containerPort: 8080 }]
-        readinessProbe: { httpGet: { path: /healthz, port: 8080 }, periodSeconds: 1 }
----
-apiVersion: v1
-kind: Service
-metadata: { name: ${name}, namespace: ${ns} }
-spec:
-  selector: { app: ${name} }
-  ports: [{ name: ${portName}, port: 80, targetPort: 8080 }]
-`;
-}
+const workload = (name: string, portName: string) => echoWorkload(ns, name, portName);
 
 const manifests = `
 apiVersion: v1
@@ -93,17 +68,6 @@ interface Replica {
   readonly url: string;
   readonly proc: ChildProcess;
   readonly exited: Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = net.createServer();
-    server.once("error", fail);
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => done(port));
-    });
-  });
 }
 
 async function startReplica(identity: string, leaseName: string): Promise<Replica> {

@@ -5,15 +5,16 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, openSync, rmSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import { join, resolve } from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { AgentStreamClient } from "@trellis/api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kubectl, paths } from "../cluster/box.ts";
 import { nodeLayout, UNDERLAY_HOST_IP } from "../cluster/layout.ts";
+import { agentStreamStatus } from "../support/agent-stream-status.ts";
+import { echoWorkload } from "../support/echo-workload.ts";
 import { eventually } from "../support/eventually.ts";
+import { freePort } from "../support/free-port.ts";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
 const MAIN = join(ROOT, "packages/controller/src/main.ts");
@@ -35,17 +36,6 @@ interface AgentRow {
 let controller: { proc: ChildProcess; admin: string } | undefined;
 let agentPort = 0;
 let adminPort = 0;
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const s = net.createServer();
-    s.once("error", fail);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => done(port));
-    });
-  });
-}
 
 async function startController(identity: string): Promise<void> {
   const log = openSync(join(logDir, `${identity}.log`), "a");
@@ -122,32 +112,7 @@ async function servedBy(node: (typeof NODES)[number], lport: number, n: number):
   return pods;
 }
 
-function echo(name: string): string {
-  return `
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: ${name}, namespace: ${ns} }
-spec:
-  replicas: 1
-  selector: { matchLabels: { app: ${name} } }
-  template:
-    metadata: { labels: { app: ${name} } }
-    spec:
-      terminationGracePeriodSeconds: 2
-      containers:
-      - name: echo
-        image: trellis.local/echo
-        env: [{ name: PORT, value: "8080" }]
-        readinessProbe: { httpGet: { path: /healthz, port: 8080 }, periodSeconds: 1 }
----
-apiVersion: v1
-kind: Service
-metadata: { name: ${name}, namespace: ${ns} }
-spec:
-  selector: { app: ${name} }
-  ports: [{ name: http, port: 80, targetPort: 8080 }]
-`;
-}
+const echo = (name: string) => echoWorkload(ns, name);
 
 const agentDaemonSet = () => `
 apiVersion: v1
@@ -185,26 +150,23 @@ spec:
         configMap: { name: trellis-ca-bundle }
 `;
 
-function rawStatus(token: string | undefined, node: string, caPem: string): Promise<grpc.StatusObject> {
-  const client = new AgentStreamClient(
-    `127.0.0.1:${agentPort}`,
-    grpc.credentials.createSsl(Buffer.from(caPem)),
-    {
-      "grpc.ssl_target_name_override": SERVER_NAME,
-    },
-  );
-  const md = new grpc.Metadata();
-  if (token) md.set("authorization", `Bearer ${token}`);
-  const call = client.connect(md);
-  call.on("error", () => {});
-  call.write({ message: { $case: "hello", hello: { node, agentVersion: "test" } } });
-  return new Promise((done) =>
-    call.on("status", (s) => {
-      client.close();
-      done(s);
-    }),
-  );
-}
+const rawStatus = (token: string | undefined, node: string, caPem: string) =>
+  agentStreamStatus({ address: `127.0.0.1:${agentPort}`, caPem, serverName: SERVER_NAME, token, node });
+
+/** Name of the agent pod on a node (the DaemonSet's pod there). */
+const agentPodOn = (node: string) =>
+  kubectl([
+    "get",
+    "pods",
+    "-n",
+    ns,
+    "-l",
+    "app=trellis-agent",
+    "--field-selector",
+    `spec.nodeName=${node}`,
+    "-o",
+    "jsonpath={.items[0].metadata.name}",
+  ]);
 
 describe("table distribution to node agents", () => {
   beforeAll(async () => {
@@ -288,18 +250,7 @@ spec:
       "-o",
       "jsonpath={.data.ca\\.crt}",
     ]);
-    const agentPod = kubectl([
-      "get",
-      "pods",
-      "-n",
-      ns,
-      "-l",
-      "app=trellis-agent",
-      "--field-selector",
-      "spec.nodeName=n1",
-      "-o",
-      "jsonpath={.items[0].metadata.name}",
-    ]);
+    const agentPod = agentPodOn("n1");
     const token = (audience: string) =>
       kubectl([
         "create",
@@ -332,18 +283,7 @@ spec:
     }
     // Restart n1's agent while the controller is still down: it must come back
     // serving the last table it applied (persisted in its state dir).
-    const old = kubectl([
-      "get",
-      "pods",
-      "-n",
-      ns,
-      "-l",
-      "app=trellis-agent",
-      "--field-selector",
-      "spec.nodeName=n1",
-      "-o",
-      "jsonpath={.items[0].metadata.name}",
-    ]);
+    const old = agentPodOn("n1");
     kubectl(["delete", "pod", "-n", ns, old, "--wait=true"]);
     await eventually(
       "a new n1 agent pod is ready",

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { AgentStreamClient, AgentStreamService, type NodeTable } from "@trellis/api";
+import { AgentStreamService, type NodeTable } from "@trellis/api";
 import {
   AGENT_CHANNEL_OPTIONS,
   AgentRegistry,
@@ -19,6 +19,7 @@ import {
 import { ControllerTableSource } from "@trellis/node-agent";
 import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { agentStreamStatus } from "../../support/agent-stream-status.ts";
 import { eventually } from "../../support/eventually.ts";
 
 const log = pino({ level: "silent" });
@@ -84,27 +85,14 @@ afterEach(async () => {
   for (const r of running.splice(0).reverse()) await r.stop();
 });
 
-/** Opens one stream by hand and returns how the controller ended it. */
-function rawStatus(port: number, token: string | undefined, node: string): Promise<grpc.StatusObject> {
-  const client = new AgentStreamClient(
-    `127.0.0.1:${port}`,
-    grpc.credentials.createSsl(Buffer.from(ca.certPem)),
-    {
-      "grpc.ssl_target_name_override": "trellis-controller",
-    },
-  );
-  const md = new grpc.Metadata();
-  if (token) md.set("authorization", `Bearer ${token}`);
-  const call = client.connect(md);
-  call.on("error", () => {});
-  call.write({ message: { $case: "hello", hello: { node, agentVersion: "raw" } } });
-  return new Promise((resolve) =>
-    call.on("status", (s) => {
-      client.close();
-      resolve(s);
-    }),
-  );
-}
+const rawStatus = (port: number, token: string | undefined, node: string) =>
+  agentStreamStatus({
+    address: `127.0.0.1:${port}`,
+    caPem: ca.certPem,
+    serverName: "trellis-controller",
+    token,
+    node,
+  });
 
 let agents = 0;
 function startAgent(
