@@ -19,7 +19,7 @@
 //   digests (see distribute/table-bytes.ts).
 // Parts are never mutated once built; everything returned is read-only.
 import type { AgentSettings, Backend, LocalPod, NodeTable, Service } from "@trellis/api";
-import { namespaceCaptured } from "./compile/capture.ts";
+import { capturedNamespaces, namespaceCaptured } from "./compile/capture.ts";
 import {
   type CompileOptions,
   clientNamespaces,
@@ -137,6 +137,8 @@ export class RoutingState {
   // Inputs, by identity key and by kind.
   readonly #entries = new Map<string, ReadObject>();
   readonly #namespaces = new Map<string, NamespaceObject>();
+  /** Shared by every table until it changes, so an unchanged list keeps tables unchanged. */
+  #capturedNamespaces: readonly string[] = [];
   readonly #services = new Map<string, ServiceObject>();
   readonly #slices = new Map<string, EndpointSliceObject>();
   readonly #sliceKeysByService = new Map<string, Set<string>>();
@@ -272,6 +274,10 @@ export class RoutingState {
 
     const changedRoutes = this.#resolve(dirty.routes, dirty.services);
     const namespacesChanged = dirty.namespaces.size > 0;
+    if (namespacesChanged) {
+      const captured = capturedNamespaces(this.#namespaces.values());
+      if (!sameItems(captured, this.#capturedNamespaces)) this.#capturedNamespaces = captured;
+    }
     const partChanges = this.#updateParts(changedRoutes.services, namespacesChanged);
     const partsChanged = partChanges.length > 0;
     const backendServices = new Set([...dirty.services, ...dirty.sliceServices]);
@@ -682,7 +688,8 @@ export class RoutingState {
         old &&
         old.table.localPods === localPods &&
         old.table.services === services &&
-        old.table.backends === backends
+        old.table.backends === backends &&
+        old.table.capturedNamespaces === this.#capturedNamespaces
       ) {
         this.#nodeStates.set(node, state);
         continue;
@@ -696,6 +703,7 @@ export class RoutingState {
         services: services as Service[],
         backends: backends as Backend[],
         localPods: localPods as LocalPod[],
+        capturedNamespaces: this.#capturedNamespaces as string[],
       };
       this.#nodeStates.set(node, { ...state, table });
       changedNodes.push(node);

@@ -32,6 +32,7 @@ function table(node: string, epoch: number, number: number, pods: string[] = [])
     services: [],
     backends: [],
     localPods: pods.map((name) => ({ namespace: "ns", name, ips: [], captured: true })),
+    capturedNamespaces: ["ns"],
   };
 }
 

@@ -16,3 +16,10 @@ export function podCaptured(pod: PodObject, namespaces: ReadonlyMap<string, Name
     pod.labels[CAPTURE_LABEL] !== "disabled"
   );
 }
+
+/** Names of the captured namespaces, sorted (every node's table carries them). */
+export function capturedNamespaces(namespaces: Iterable<NamespaceObject>): string[] {
+  const out: string[] = [];
+  for (const ns of namespaces) if (namespaceCaptured(ns)) out.push(ns.name);
+  return out.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}

@@ -18,7 +18,7 @@ import { PRODUCER_GROUP } from "../resolve/binding.ts";
 import type { Resolution, ResolvedService } from "../resolve/resolution.ts";
 import type { NamespaceObject, PodObject, Snapshot } from "../snapshot/snapshot.ts";
 import { compareStrings } from "../sort-order.ts";
-import { namespaceCaptured, podCaptured } from "./capture.ts";
+import { capturedNamespaces, namespaceCaptured, podCaptured } from "./capture.ts";
 
 export const DEFAULT_AGENT_SETTINGS: AgentSettings = {
   listenerPortMin: 15100,
@@ -53,6 +53,7 @@ export function compileNodeTables(
   }
 
   const settings = options.settings ?? DEFAULT_AGENT_SETTINGS;
+  const captured = capturedNamespaces(snapshot.namespaces.values());
   const tables = new Map<string, NodeTable>();
   for (const node of snapshot.nodes) {
     const localPods = (podsByNode.get(node.name) ?? []).map((p) => localPod(p, snapshot.namespaces));
@@ -65,6 +66,7 @@ export function compileNodeTables(
       services,
       backends: referencedBackends(services, resolution.backends),
       localPods,
+      capturedNamespaces: captured,
     });
   }
   return tables;

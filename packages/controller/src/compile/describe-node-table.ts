@@ -36,6 +36,7 @@ export function describeNodeTable(table: NodeTable): { [key: string]: Described 
     settings: table.settings
       ? `listeners ${table.settings.listenerPortMin}-${table.settings.listenerPortMax}, fail ${table.settings.failMode === 2 ? "closed" : "open"}, retry bodies up to ${table.settings.retryBodyLimitBytes} bytes`
       : "none",
+    capturedNamespaces: table.capturedNamespaces.join(", ") || "none",
     localPods: table.localPods.map(
       (p) => `${p.namespace}/${p.name} ${p.ips.join(",") || "(no IP yet)"}${p.captured ? " captured" : ""}`,
     ),

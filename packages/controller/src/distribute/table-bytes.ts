@@ -75,6 +75,7 @@ export function tableDigest(table: NodeTable): string {
   hash.update(listDigest(table.services, Service));
   hash.update(listDigest(table.backends, Backend));
   hash.update(listDigest(table.localPods, LocalPod));
+  for (const ns of table.capturedNamespaces) hash.update(`${ns}\0`);
   return hash.digest("hex").slice(0, 16);
 }
 
@@ -92,6 +93,7 @@ export function encodeNodeTable(table: NodeTable): Uint8Array {
   for (const s of table.services) fields.push({ tag: 34, bytes: bytesOf(s, Service) });
   for (const b of table.backends) fields.push({ tag: 42, bytes: bytesOf(b, Backend) });
   for (const p of table.localPods) fields.push({ tag: 50, bytes: bytesOf(p, LocalPod) });
+  for (const ns of table.capturedNamespaces) fields.push({ tag: 58, bytes: Buffer.from(ns, "utf8") });
   let size = 0;
   for (const f of fields) size += 1 + varintSize(f.bytes.length) + f.bytes.length;
   const out = Buffer.allocUnsafe(size);

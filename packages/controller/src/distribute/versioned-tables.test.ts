@@ -7,6 +7,7 @@ const table = (node: string, pods: string[]): NodeTable => ({
   services: [],
   backends: [],
   localPods: pods.map((name) => ({ namespace: "ns", name, ips: [], captured: true })),
+  capturedNamespaces: ["ns"],
 });
 
 describe("VersionedTables", () => {

@@ -323,6 +323,12 @@ export interface NodeTable {
    * pods still without an IP included. Sorted by namespace, then name.
    */
   localPods: LocalPod[];
+  /**
+   * Namespaces labelled trellis.dev/capture=enabled, sorted. The agent decides
+   * a new pod's capture by it until the pod itself shows in local_pods, and
+   * leaves it on the node for the CNI shim to fail closed while the agent is down.
+   */
+  capturedNamespaces: string[];
 }
 
 /**
@@ -648,7 +654,15 @@ export interface LocalPod {
 }
 
 function createBaseNodeTable(): NodeTable {
-  return { version: undefined, node: "", settings: undefined, services: [], backends: [], localPods: [] };
+  return {
+    version: undefined,
+    node: "",
+    settings: undefined,
+    services: [],
+    backends: [],
+    localPods: [],
+    capturedNamespaces: [],
+  };
 }
 
 export const NodeTable: MessageFns<NodeTable> = {
@@ -670,6 +684,9 @@ export const NodeTable: MessageFns<NodeTable> = {
     }
     for (const v of message.localPods) {
       LocalPod.encode(v!, writer.uint32(50).fork()).join();
+    }
+    for (const v of message.capturedNamespaces) {
+      writer.uint32(58).string(v!);
     }
     return writer;
   },
@@ -735,6 +752,14 @@ export const NodeTable: MessageFns<NodeTable> = {
             message.localPods.push(LocalPod.decode(reader, reader.uint32()));
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.capturedNamespaces.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -759,6 +784,11 @@ export const NodeTable: MessageFns<NodeTable> = {
         : globalThis.Array.isArray(object?.local_pods)
         ? object.local_pods.map((e: any) => LocalPod.fromJSON(e))
         : [],
+      capturedNamespaces: globalThis.Array.isArray(object?.capturedNamespaces)
+        ? object.capturedNamespaces.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.captured_namespaces)
+        ? object.captured_namespaces.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -782,6 +812,9 @@ export const NodeTable: MessageFns<NodeTable> = {
     if (message.localPods?.length) {
       obj.localPods = message.localPods.map((e) => LocalPod.toJSON(e));
     }
+    if (message.capturedNamespaces?.length) {
+      obj.capturedNamespaces = message.capturedNamespaces;
+    }
     return obj;
   },
 
@@ -800,6 +833,7 @@ export const NodeTable: MessageFns<NodeTable> = {
     message.services = object.services?.map((e) => Service.fromPartial(e)) || [];
     message.backends = object.backends?.map((e) => Backend.fromPartial(e)) || [];
     message.localPods = object.localPods?.map((e) => LocalPod.fromPartial(e)) || [];
+    message.capturedNamespaces = object.capturedNamespaces?.map((e) => e) || [];
     return message;
   },
 };

@@ -1,0 +1,8 @@
+// JSON logs on stdout (pino); LOG_LEVEL picks the level (default info).
+import { type Logger, pino } from "pino";
+
+export type { Logger } from "pino";
+
+export function createLogger(workload: string, pod: string, level = process.env.LOG_LEVEL || "info"): Logger {
+  return pino({ name: workload, level, base: { workload, pod } });
+}
