@@ -61,7 +61,8 @@ export function cniRequestProblem(body: unknown): string | undefined {
     return "command must be ADD, DEL or CHECK";
   for (const k of ["containerId", "netns", "ifName", "podNamespace", "podName", "podUid"] as const)
     if (typeof b[k] !== "string") return `${k} must be a string`;
-  if (!Array.isArray(b.ips) || !b.ips.every((ip) => typeof ip === "string")) return "ips must be an array of strings";
+  if (!Array.isArray(b.ips) || !b.ips.every((ip) => typeof ip === "string"))
+    return "ips must be an array of strings";
   if (b.command !== "DEL" && (b.podNamespace === "" || b.podName === ""))
     return "podNamespace and podName are required (K8S_POD_NAMESPACE/K8S_POD_NAME in CNI_ARGS)";
   return undefined;

@@ -17,6 +17,7 @@ export const ErrorCode = {
   invalidNetworkConfig: 7,
   tryAgainLater: 11,
   agentRefused: 100,
+  internal: 999,
 } as const;
 
 export interface CniError {

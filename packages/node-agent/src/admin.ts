@@ -9,6 +9,8 @@ export function startAdminServer(
   metrics: AgentMetrics,
   address: string,
   port: number,
+  /** More JSON debug pages, by path (e.g. /debug/capture). */
+  debugPages: Readonly<Record<string, () => object>> = {},
 ): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     const url = req.url ?? "/";
@@ -39,6 +41,12 @@ export function startAdminServer(
     if (url === "/debug/portmap") {
       res.writeHead(200, { "content-type": "application/json" });
       res.end(`${JSON.stringify({ version: agent.version, portMap: agent.portMap() }, null, 2)}\n`);
+      return;
+    }
+    const page = debugPages[url];
+    if (page !== undefined) {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(`${JSON.stringify(page(), null, 2)}\n`);
       return;
     }
     if (url === "/debug/endpoints") {

@@ -1,12 +1,18 @@
 #!/usr/bin/env node
 // trellis-agent: the node agent process.
 
+import { rm } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import { CAPTURED_NAMESPACES_FILE, CNI_SOCKET_PATH } from "@trellis/api/cni";
 import { Command, InvalidArgumentError, Option } from "commander";
 import pino from "pino";
 import { startAdminServer } from "./admin.ts";
 import { Agent } from "./agent.ts";
+import { Capture } from "./capture/capture.ts";
+import { CaptureMetrics } from "./capture/capture-metrics.ts";
+import { startCniServer } from "./capture/cni-server.ts";
+import { NftProgram } from "./capture/nft.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { ControllerTableSource } from "./table/controller-source.ts";
 import { FileTableSource, type TableSource } from "./table/source.ts";
@@ -64,6 +70,18 @@ export function buildCommand(): Command {
         .env("TRELLIS_STATE_DIR")
         .default("/var/lib/trellis"),
     )
+    .option(
+      "--capture",
+      "program nftables capture in this network namespace and serve the CNI shim's socket (in a cluster: on)",
+      false,
+    )
+    .option("--cni-socket <path>", "unix socket the CNI shim calls (with --capture)", CNI_SOCKET_PATH)
+    .option(
+      "--captured-namespaces-file <path>",
+      "file kept for the CNI shim, so pods of captured namespaces wait while the agent is down",
+      CAPTURED_NAMESPACES_FILE,
+    )
+    .option("--nft <path>", "nft executable", "nft")
     .option("--no-watch", "do not reload when the table file changes (SIGHUP still reloads)")
     .option(
       "--listen-address <ip>",
@@ -108,6 +126,10 @@ export function buildCommand(): Command {
 }
 
 interface CliOptions {
+  capture: boolean;
+  cniSocket: string;
+  capturedNamespacesFile: string;
+  nft: string;
   tableFile?: string;
   controller?: string;
   node?: string;
@@ -129,7 +151,23 @@ interface CliOptions {
   breakerResetMs: number;
 }
 
+/** `trellis-agent cleanup`: what an uninstall runs on each node after the agent is gone. */
+async function cleanup(argv: string[]): Promise<void> {
+  const o = new Command("trellis-agent cleanup")
+    .description(
+      "Remove the agent's nftables tables and the CNI shim's captured-namespaces file from this node.",
+    )
+    .option("--captured-namespaces-file <path>", "file to remove", CAPTURED_NAMESPACES_FILE)
+    .option("--nft <path>", "nft executable", "nft")
+    .parse(argv)
+    .opts<{ capturedNamespacesFile: string; nft: string }>();
+  await new NftProgram(o.nft).remove();
+  await rm(o.capturedNamespacesFile, { force: true });
+  console.log(JSON.stringify({ msg: "capture removed", file: o.capturedNamespacesFile }));
+}
+
 export async function main(argv: string[]): Promise<void> {
+  if (argv[2] === "cleanup") return cleanup([argv[0] ?? "", argv[1] ?? "", ...argv.slice(3)]);
   const command = buildCommand();
   const o = command.parse(argv).opts<CliOptions>();
   if (!o.tableFile && !o.controller) command.error("one of --table-file or --controller is required");
@@ -151,7 +189,20 @@ export async function main(argv: string[]): Promise<void> {
     },
     onPortMap: (entries) => log.info({ portMap: entries }, "port map"),
   });
-  const admin = await startAdminServer(agent, metrics, o.adminAddress, o.adminPort);
+  const captureMetrics = new CaptureMetrics(metrics.registry);
+  const capture = o.capture
+    ? new Capture({
+        log: log.child({ component: "capture" }),
+        nft: new NftProgram(o.nft),
+        metrics: captureMetrics,
+        capturedNamespacesFile: o.capturedNamespacesFile,
+      })
+    : null;
+  // Before the first table: a shim's ADD then waits here for it instead of failing.
+  const cniServer = capture ? await startCniServer(capture, o.cniSocket, log, captureMetrics) : null;
+  const admin = await startAdminServer(agent, metrics, o.adminAddress, o.adminPort, {
+    ...(capture ? { "/debug/capture": () => capture.debugState() } : {}),
+  });
   log.info({ admin: (admin.address() as AddressInfo).port }, "admin server listening");
   const source: TableSource = o.controller
     ? new ControllerTableSource({
@@ -165,7 +216,11 @@ export async function main(argv: string[]): Promise<void> {
         log,
       })
     : new FileTableSource({ path: o.tableFile ?? "", log, watch: o.watch });
-  await source.start((t) => agent.apply(t));
+  await source.start(async (t) => {
+    const applied = await agent.apply(t);
+    await capture?.update(t, agent.portMap());
+    return applied;
+  });
 
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
@@ -173,6 +228,10 @@ export async function main(argv: string[]): Promise<void> {
     stopping = true;
     log.info({ signal }, "stopping");
     await source.stop();
+    // Capture stays programmed: a restarting agent must not let its pods'
+    // traffic bypass the mesh. `trellis-agent cleanup` removes it on uninstall.
+    capture?.close();
+    cniServer?.close();
     await agent.close();
     admin.close();
     process.exit(0);

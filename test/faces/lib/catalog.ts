@@ -36,12 +36,14 @@ export function isColorName(name: string): name is ColorName {
 
 /** "&#x1F603;" → "Grinning"; undefined for an entity not in the catalog. */
 export function smileyNameOf(entity: string): SmileyName | undefined {
-  for (const [name, e] of Object.entries(SMILEYS)) if (e.toLowerCase() === entity.toLowerCase()) return name as SmileyName;
+  for (const [name, e] of Object.entries(SMILEYS))
+    if (e.toLowerCase() === entity.toLowerCase()) return name as SmileyName;
   return undefined;
 }
 
 /** "#66ccee" → "blue"; undefined for a colour not in the palette. */
 export function colorNameOf(hex: string): ColorName | undefined {
-  for (const [name, h] of Object.entries(COLORS)) if (h.toLowerCase() === hex.toLowerCase()) return name as ColorName;
+  for (const [name, h] of Object.entries(COLORS))
+    if (h.toLowerCase() === hex.toLowerCase()) return name as ColorName;
   return undefined;
 }

@@ -4,5 +4,5 @@ import { type Logger, pino } from "pino";
 export type { Logger } from "pino";
 
 export function createLogger(workload: string, pod: string, level = process.env.LOG_LEVEL || "info"): Logger {
-  return pino({ name: workload, level, base: { workload, pod } });
+  return pino({ level, base: { workload, pod } });
 }

@@ -1,9 +1,15 @@
 // Serves a Registry at GET /metrics on its own port (METRICS_PORT, default 9090).
 import http from "node:http";
 import type { Registry } from "prom-client";
-import { listen } from "./listen.ts";
+import { closeServer, listen } from "./listen.ts";
 
-export async function startMetricsServer(registry: Registry, port: number, host: string): Promise<http.Server> {
+export type MetricsServer = { port: number; close(): Promise<void> };
+
+export async function startMetricsServer(
+  registry: Registry,
+  port: number,
+  host: string,
+): Promise<MetricsServer> {
   const server = http.createServer((req, res) => {
     if (req.method !== "GET" || (req.url ?? "").split("?")[0] !== "/metrics") {
       res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
@@ -14,6 +20,6 @@ export async function startMetricsServer(registry: Registry, port: number, host:
       (err: unknown) => res.writeHead(500, { "content-type": "text/plain" }).end(`${String(err)}\n`),
     );
   });
-  await listen(server, port, host);
-  return server;
+  const bound = await listen(server, port, host);
+  return { port: bound, close: () => closeServer(server) };
 }

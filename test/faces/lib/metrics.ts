@@ -21,7 +21,7 @@ export function createMetrics(): FacesMetrics {
     registry,
     requests: new Counter({
       name: "faces_requests_total",
-      help: "Requests served, by workload, cell kind (center, edge, other) and status code.",
+      help: "Requests served, by workload, kind (center, edge, other; page, proxy for faces-gui) and status code.",
       labelNames: ["workload", "kind", "code"],
       registers: [registry],
     }),

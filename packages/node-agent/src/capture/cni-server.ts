@@ -1,0 +1,93 @@
+// The agent's end of the CNI shim contract (@trellis/api/cni): HTTP on a unix
+// socket only root on the node can open.
+import { chmod, mkdir, rm } from "node:fs/promises";
+import http from "node:http";
+import { dirname } from "node:path";
+import {
+  CNI_REQUEST_PATH,
+  type CniErrorResponse,
+  type CniRequest,
+  cniRequestProblem,
+} from "@trellis/api/cni";
+import type { Logger } from "pino";
+import { type Capture, CniRefusal } from "./capture.ts";
+import type { CaptureMetrics } from "./capture-metrics.ts";
+
+const MAX_BODY_BYTES = 64 * 1024;
+
+export async function startCniServer(
+  capture: Capture,
+  socketPath: string,
+  log: Logger,
+  metrics?: CaptureMetrics,
+): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    const started = performance.now();
+    const reply = (status: number, body: object) => {
+      res.writeHead(status, { "content-type": "application/json" });
+      res.end(`${JSON.stringify(body)}\n`);
+    };
+    if (req.url !== CNI_REQUEST_PATH || req.method !== "POST") {
+      reply(404, { error: `only POST ${CNI_REQUEST_PATH}` } satisfies CniErrorResponse);
+      req.resume();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (b: Buffer) => {
+      size += b.length;
+      if (size > MAX_BODY_BYTES) {
+        reply(413, { error: `body over ${MAX_BODY_BYTES} bytes` } satisfies CniErrorResponse);
+        req.destroy();
+      } else chunks.push(b);
+    });
+    req.on("end", () => {
+      let body: unknown;
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+      } catch {
+        reply(400, { error: "body is not JSON" } satisfies CniErrorResponse);
+        return;
+      }
+      const problem = cniRequestProblem(body);
+      if (problem !== undefined) {
+        reply(400, { error: problem } satisfies CniErrorResponse);
+        return;
+      }
+      const request = body as CniRequest;
+      capture.cni(request).then(
+        (answer) => {
+          metrics?.cniRequest(
+            request.command,
+            answer.captured ? "captured" : "uncaptured",
+            (performance.now() - started) / 1000,
+          );
+          reply(200, answer);
+        },
+        (err: Error) => {
+          metrics?.cniRequest(request.command, "refused", (performance.now() - started) / 1000);
+          log.warn(
+            { err: err.message, pod: `${request.podNamespace}/${request.podName}`, command: request.command },
+            "cni request refused",
+          );
+          reply(err instanceof CniRefusal ? err.status : 500, {
+            error: err.message,
+          } satisfies CniErrorResponse);
+        },
+      );
+    });
+  });
+  await mkdir(dirname(socketPath), { recursive: true });
+  // A socket file left by an earlier agent would make listen fail with EADDRINUSE.
+  await rm(socketPath, { force: true });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(socketPath, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  await chmod(socketPath, 0o600);
+  log.info({ socket: socketPath }, "cni socket listening");
+  return server;
+}
