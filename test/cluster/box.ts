@@ -4,7 +4,7 @@
 // mode) and the TypeScript node simulator playing kubelet.
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import https from "node:https";
 import path from "node:path";
 import {
@@ -369,6 +369,7 @@ export async function down(opts: DownOptions = {}): Promise<void> {
   if (sims.length) await stopPids(sims, 20_000);
   await stopPids(boxProcesses(), 10_000);
   removeBoxNetwork();
+  removeEmptyMountPoints();
   if (existsSync(p.state)) {
     // Keep the last run's logs for post-mortems; drop the rest (etcd data, keys).
     const last = path.join(path.dirname(p.state), "box-last-logs");
@@ -377,6 +378,34 @@ export async function down(opts: DownOptions = {}): Promise<void> {
     rmSync(p.state, { recursive: true, force: true });
   }
   if (!opts.quiet) log("box down: no box processes, namespaces or routes left");
+}
+
+/**
+ * Containers share the machine's root filesystem, so the simulator creates a
+ * missing mount point there (an empty directory). Trellis's pods mount at
+ * these; remove them again when they are empty (never anything with content).
+ */
+const MOUNT_POINTS = [
+  "/run/trellis/ca",
+  "/run/trellis",
+  "/var/lib/trellis",
+  "/host/etc/cni/net.d",
+  "/host/etc/cni",
+  "/host/etc",
+  "/host/opt/cni/bin",
+  "/host/opt/cni",
+  "/host/opt",
+  "/host",
+];
+
+function removeEmptyMountPoints(): void {
+  for (const dir of MOUNT_POINTS) {
+    try {
+      rmdirSync(dir);
+    } catch {
+      // absent, not empty, or still a mount point: leave it
+    }
+  }
 }
 
 export async function status(): Promise<{ up: boolean; lines: string[] }> {

@@ -23,9 +23,12 @@ import {
 } from "./cni.ts";
 import type { NodeConfig } from "./config.ts";
 import { run } from "./exec.ts";
+import { nodeHostPaths, resolveHostPath } from "./host-paths.ts";
 
 export const DEFAULT_CONFLIST = "10-trellis-box.conflist";
 const PLUGIN_TIMEOUT_MS = 60_000;
+/** Bind-mounts $1 at /run/trellis in the private mount namespace `ip netns exec` made, then execs the plugin. */
+const PLUGIN_LAUNCHER = 'mkdir -p /run/trellis && mount --bind "$1" /run/trellis && shift && exec "$@"';
 
 export type CniPaths = {
   netDir: string;
@@ -115,7 +118,11 @@ export class CniRuntime {
   readonly invoke = async (inv: PluginInvocation): Promise<CniResult | undefined> => {
     const binary = await this.findPlugin(inv.plugin.type);
     const started = Date.now();
-    const r = await run("ip", ["netns", "exec", this.#cfg.netns, binary], {
+    // The plugin sees this node's runtime directory at the host path (the
+    // shim finds the agent's socket there); see host-paths.ts.
+    const runDir = resolveHostPath(nodeHostPaths(this.#cfg.stateDir), "/run/trellis");
+    await mkdir(runDir, { recursive: true });
+    const r = await run("ip", ["netns", "exec", this.#cfg.netns, "sh", "-c", PLUGIN_LAUNCHER, "sh", runDir, binary], {
       env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", ...inv.env },
       stdin: inv.stdin,
       timeoutMs: PLUGIN_TIMEOUT_MS,

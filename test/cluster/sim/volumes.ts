@@ -28,6 +28,7 @@ import type {
   VolumeProjection,
 } from "./k8s-types.ts";
 import { isStatus, type KubeApi } from "./kube-api.ts";
+import { nodeHostPaths, resolveHostPath } from "./host-paths.ts";
 
 export class VolumeError extends Error {
   override readonly name = "VolumeError";
@@ -111,7 +112,7 @@ export class PodVolumes {
   sourceOf(volumeName: string): string | undefined {
     const v = (this.#pod.spec.volumes ?? []).find((x) => x.name === volumeName);
     if (!v) return undefined;
-    if (v.hostPath) return v.hostPath.path;
+    if (v.hostPath) return this.#nodePath(v.hostPath.path);
     return join(this.#root, "volumes", volumeName);
   }
 
@@ -155,7 +156,7 @@ export class PodVolumes {
 
   async #setUpVolume(v: Volume): Promise<void> {
     const dir = join(this.#root, "volumes", v.name);
-    if (v.hostPath) return this.#hostPath(v.hostPath.path, v.hostPath.type ?? "");
+    if (v.hostPath) return this.#hostPath(this.#nodePath(v.hostPath.path), v.hostPath.type ?? "");
     await mkdir(dir, { recursive: true });
     if (v.emptyDir) return;
     let files: Files;
@@ -180,6 +181,10 @@ export class PodVolumes {
       throw new VolumeError(`volume ${v.name}: type ${kind} is not supported by the node simulator`);
     }
     await this.#writeFiles(v.name, dir, files);
+  }
+
+  #nodePath(path: string): string {
+    return resolveHostPath(nodeHostPaths(this.#ctx.cfg.stateDir), path);
   }
 
   async #hostPath(path: string, type: string): Promise<void> {
