@@ -36,6 +36,36 @@ export const images: Readonly<Record<string, ImageSpec>> = {
     entrypoint: [node, join(TRELLIS_ROOT, "packages/node-agent/src/cli.ts")],
     cmd: [],
   },
+  /** The Trellis controller from source (the chart's controller image maps here). */
+  "trellis.local/controller": {
+    entrypoint: [node, "--max-semi-space-size=8", join(TRELLIS_ROOT, "packages/controller/src/main.ts")],
+    cmd: [],
+  },
+  /** The CNI shim's single executable (built by the bootstrap): `install` / `uninstall` in the DaemonSet. */
+  "trellis.local/cni": {
+    entrypoint: [join(TRELLIS_ROOT, "packages/cni-shim/dist/trellis-cni")],
+    cmd: [],
+  },
+  /** Faces demo (test/faces/README.md): the page, and a proxy of /face/ to the face Service. */
+  "trellis.local/faces-gui": {
+    entrypoint: [node, join(TRELLIS_ROOT, "test/faces/faces-gui.ts")],
+    cmd: [],
+  },
+  /** Faces demo: composes one cell from smiley (HTTP) and color (gRPC). */
+  "trellis.local/faces-face": {
+    entrypoint: [node, join(TRELLIS_ROOT, "test/faces/face.ts")],
+    cmd: [],
+  },
+  /** Faces demo: answers a smiley (env SMILEY). */
+  "trellis.local/faces-smiley": {
+    entrypoint: [node, join(TRELLIS_ROOT, "test/faces/smiley.ts")],
+    cmd: [],
+  },
+  /** Faces demo: the gRPC ColorService (env COLOR). */
+  "trellis.local/faces-color": {
+    entrypoint: [node, join(TRELLIS_ROOT, "test/faces/color.ts")],
+    cmd: [],
+  },
   /** A shell toolbox: runs `command`/`args` with the host's binaries; idles by default. */
   "trellis.local/shell": {
     entrypoint: [],

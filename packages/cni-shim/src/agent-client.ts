@@ -30,7 +30,8 @@ export function classifyAnswer(status: number, body: string): AgentAnswer {
   if (status !== 200) return { kind: "refused", status, message };
   try {
     const b: unknown = JSON.parse(body);
-    const captured = typeof b === "object" && b !== null ? (b as Record<string, unknown>).captured : undefined;
+    const captured =
+      typeof b === "object" && b !== null ? (b as Record<string, unknown>).captured : undefined;
     if (typeof captured === "boolean") return { kind: "done", captured };
   } catch {
     // falls through: a 200 we cannot read is a broken agent, not a success
@@ -68,7 +69,9 @@ export function askAgent(socketPath: string, req: CniRequest, timeoutMs: number)
           size += c.length;
           if (size <= MAX_BODY) chunks.push(c);
         });
-        res.on("end", () => settle(classifyAnswer(res.statusCode ?? 0, Buffer.concat(chunks).toString("utf8"))));
+        res.on("end", () =>
+          settle(classifyAnswer(res.statusCode ?? 0, Buffer.concat(chunks).toString("utf8"))),
+        );
         res.on("error", (e) => settle({ kind: "unavailable", reason: `reading the answer: ${e.message}` }));
       },
     );

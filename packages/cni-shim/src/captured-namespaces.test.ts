@@ -9,7 +9,9 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("captured namespaces file", () => {
   it("lists what the agent wrote", () => {
-    const r = parseCapturedNamespaces(JSON.stringify({ namespaces: ["a", "b"], updatedAt: "2026-01-01T00:00:00Z" }));
+    const r = parseCapturedNamespaces(
+      JSON.stringify({ namespaces: ["a", "b"], updatedAt: "2026-01-01T00:00:00Z" }),
+    );
     expect(r.kind === "listed" && [...r.namespaces]).toEqual(["a", "b"]);
   });
 

@@ -17,7 +17,8 @@ export function parseCapturedNamespaces(text: string): CapturedNamespaces {
   } catch (e) {
     return { kind: "unusable", reason: `not JSON: ${String(e)}` };
   }
-  const list = typeof raw === "object" && raw !== null ? (raw as Record<string, unknown>).namespaces : undefined;
+  const list =
+    typeof raw === "object" && raw !== null ? (raw as Record<string, unknown>).namespaces : undefined;
   if (!Array.isArray(list) || !list.every((n) => typeof n === "string"))
     return { kind: "unusable", reason: "namespaces must be an array of strings" };
   return { kind: "listed", namespaces: new Set(list) };

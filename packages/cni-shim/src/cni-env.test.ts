@@ -2,12 +2,19 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { parseCniArgs, podArgs, readCniEnv } from "./cni-env.ts";
 
-const BASE = { CNI_CONTAINERID: "c1", CNI_NETNS: "/var/run/netns/p", CNI_IFNAME: "eth0", CNI_PATH: "/opt/cni/bin" };
+const BASE = {
+  CNI_CONTAINERID: "c1",
+  CNI_NETNS: "/var/run/netns/p",
+  CNI_IFNAME: "eth0",
+  CNI_PATH: "/opt/cni/bin",
+};
 
 describe("CNI_ARGS", () => {
   it("reads the pod identity kubelet passes", () => {
     expect(
-      podArgs("IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=abc;K8S_POD_UID=u-1"),
+      podArgs(
+        "IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=abc;K8S_POD_UID=u-1",
+      ),
     ).toEqual({ podNamespace: "shop", podName: "web-0", podInfraContainerId: "abc", podUid: "u-1" });
   });
 
@@ -67,7 +74,10 @@ describe("readCniEnv", () => {
   });
 
   it("rejects unknown and absent commands", () => {
-    expect(readCniEnv({ ...BASE, CNI_COMMAND: "add" })).toEqual({ ok: false, msg: 'unknown CNI_COMMAND "add"' });
+    expect(readCniEnv({ ...BASE, CNI_COMMAND: "add" })).toEqual({
+      ok: false,
+      msg: 'unknown CNI_COMMAND "add"',
+    });
     expect(readCniEnv(BASE)).toEqual({ ok: false, msg: "CNI_COMMAND is not set" });
   });
 });

@@ -65,7 +65,8 @@ function required(command: CniCommandName): string[] {
 export function readCniEnv(env: Readonly<Record<string, string | undefined>>): CniEnvResult {
   const command = env.CNI_COMMAND ?? "";
   if (command === "") return { ok: false, msg: "CNI_COMMAND is not set" };
-  if (!COMMANDS.includes(command)) return { ok: false, msg: `unknown CNI_COMMAND ${JSON.stringify(command)}` };
+  if (!COMMANDS.includes(command))
+    return { ok: false, msg: `unknown CNI_COMMAND ${JSON.stringify(command)}` };
   const name = command as CniCommandName;
   const missing = required(name).filter((k) => (env[k] ?? "") === "");
   if (missing.length > 0) return { ok: false, msg: `${missing.join(", ")} required for ${name}` };

@@ -53,6 +53,9 @@ export function versionResult(requested: unknown): { cniVersion: string; support
  * it is stamped with the config's version. Keys keep their order, so the
  * output is the same JSON the previous plugin produced.
  */
-export function passThroughResult(prevResult: Record<string, unknown>, cniVersion: string): Record<string, unknown> {
+export function passThroughResult(
+  prevResult: Record<string, unknown>,
+  cniVersion: string,
+): Record<string, unknown> {
   return { ...prevResult, cniVersion };
 }

@@ -40,8 +40,13 @@ describe("withShim / withoutShim", () => {
   });
 
   it("replaces an existing entry where it stands and drops duplicates", () => {
-    const c = {
-      plugins: [{ type: "bridge" }, { type: "trellis-cni", socketPath: "/old" }, { type: "x" }, { type: "trellis-cni" }],
+    const c: JsonObject = {
+      plugins: [
+        { type: "bridge" },
+        { type: "trellis-cni", socketPath: "/old" },
+        { type: "x" },
+        { type: "trellis-cni" },
+      ],
     };
     expect(withShim(c, entry("/new")).plugins).toEqual([
       { type: "bridge" },
@@ -51,8 +56,13 @@ describe("withShim / withoutShim", () => {
   });
 
   it("keeps the restore marker of a converted .conf across reinstalls", () => {
-    const c = { plugins: [{ type: "bridge" }, { ...entry("/old"), [RESTORE_KEY]: "10-bridge.conf" }] };
-    expect(withShim(c, entry()).plugins).toEqual([{ type: "bridge" }, { ...entry(), [RESTORE_KEY]: "10-bridge.conf" }]);
+    const c: JsonObject = {
+      plugins: [{ type: "bridge" }, { ...entry("/old"), [RESTORE_KEY]: "10-bridge.conf" }],
+    };
+    expect(withShim(c, entry()).plugins).toEqual([
+      { type: "bridge" },
+      { ...entry(), [RESTORE_KEY]: "10-bridge.conf" },
+    ]);
   });
 
   it("install twice is install once", () => {
@@ -95,7 +105,13 @@ describe("withShim / withoutShim", () => {
 });
 
 describe("converting a single-plugin .conf", () => {
-  const conf = { cniVersion: "0.4.0", name: "bridge-net", type: "bridge", bridge: "cni0", ipam: { type: "host-local" } };
+  const conf = {
+    cniVersion: "0.4.0",
+    name: "bridge-net",
+    type: "bridge",
+    bridge: "cni0",
+    ipam: { type: "host-local" },
+  };
 
   it("keeps the whole config as the one plugin (as libcni does)", () => {
     expect(conflistFromConf(conf)).toEqual({ cniVersion: "0.4.0", name: "bridge-net", plugins: [conf] });
@@ -110,7 +126,10 @@ describe("converting a single-plugin .conf", () => {
 
   it("does not restore a conflist someone added plugins to since", () => {
     const installed = withShim(conflistFromConf(conf), { ...entry(), [RESTORE_KEY]: "10-bridge.conf" });
-    const grown = { ...installed, plugins: [conf, { type: "portmap" }, ...(installed.plugins as Json[]).slice(1)] };
+    const grown = {
+      ...installed,
+      plugins: [conf, { type: "portmap" }, ...(installed.plugins as Json[]).slice(1)],
+    };
     expect(withoutShim(grown).restoreConf).toBeUndefined();
   });
 

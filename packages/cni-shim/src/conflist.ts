@@ -60,7 +60,8 @@ export function withShim(conflist: JsonObject, entry: JsonObject): JsonObject {
   if (at < 0) return { ...conflist, plugins: [...plugins, entry] };
   const old = plugins[at] as JsonObject;
   const marker = old[RESTORE_KEY];
-  const replacement = marker !== undefined && entry[RESTORE_KEY] === undefined ? { ...entry, [RESTORE_KEY]: marker } : entry;
+  const replacement =
+    marker !== undefined && entry[RESTORE_KEY] === undefined ? { ...entry, [RESTORE_KEY]: marker } : entry;
   return {
     ...conflist,
     plugins: plugins.flatMap((p, i) => (i === at ? [replacement] : isShimEntry(p) ? [] : [p])),
@@ -81,7 +82,8 @@ export function withoutShim(conflist: JsonObject): WithoutShim {
   const rest = plugins.filter((p) => !isShimEntry(p));
   const marker = ours.map((e) => e[RESTORE_KEY]).find((m) => typeof m === "string");
   // Only a conflist still holding exactly the converted plugin goes back to being a .conf.
-  const restoreConf = typeof marker === "string" && rest.length === 1 && isJsonObject(rest[0]) ? marker : undefined;
+  const restoreConf =
+    typeof marker === "string" && rest.length === 1 && isJsonObject(rest[0]) ? marker : undefined;
   return { conflist: { ...conflist, plugins: rest }, removed: ours.length, restoreConf };
 }
 

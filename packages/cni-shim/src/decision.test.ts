@@ -53,7 +53,11 @@ describe("verdict", () => {
   it("fails exactly when the agent refuses, or is unavailable for a listed namespace", () => {
     const answer = fc.oneof(
       fc.record({ kind: fc.constant("done" as const), captured: fc.boolean() }),
-      fc.record({ kind: fc.constant("refused" as const), status: fc.integer({ min: 400, max: 599 }), message: fc.string() }),
+      fc.record({
+        kind: fc.constant("refused" as const),
+        status: fc.integer({ min: 400, max: 599 }),
+        message: fc.string(),
+      }),
       fc.record({ kind: fc.constant("unavailable" as const), reason: fc.string() }),
     );
     const namespaces = fc.oneof(
@@ -79,6 +83,8 @@ describe("agentWaitMs", () => {
   });
 
   it("never waits longer than timeoutSeconds", () => {
-    expect(agentWaitMs({ timeoutSeconds: 1, uncapturedTimeoutSeconds: 2 }, { kind: "absent" }, "x")).toBe(1_000);
+    expect(agentWaitMs({ timeoutSeconds: 1, uncapturedTimeoutSeconds: 2 }, { kind: "absent" }, "x")).toBe(
+      1_000,
+    );
   });
 });

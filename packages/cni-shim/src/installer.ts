@@ -3,10 +3,10 @@
 // file renamed into place, so the runtime never reads a half-written file.
 
 import {
-  chmodSync,
   closeSync,
   copyFileSync,
   existsSync,
+  fchmodSync,
   fsyncSync,
   mkdirSync,
   openSync,
@@ -15,7 +15,7 @@ import {
   renameSync,
   rmSync,
   statSync,
-  writeSync,
+  writeFileSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { isSupportedVersion } from "./cni-result.ts";
@@ -68,33 +68,32 @@ function tempPath(target: string): string {
   return join(dirname(target), `.${basename(target)}.tmp-${process.pid}`);
 }
 
-function syncAndRename(tmp: string, target: string): void {
-  const fd = openSync(tmp, "r+");
+/** Fills a temp file beside the target, makes it durable, then renames it over the target. */
+function replaceAtomic(target: string, fill: (tmp: string) => void, mode: number): void {
+  const tmp = tempPath(target);
   try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    fill(tmp);
+    const fd = openSync(tmp, "r+");
+    try {
+      // Explicit mode, not the umask's or the source's (e.g. a read-only build store).
+      fchmodSync(fd, mode);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, target);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
   }
-  renameSync(tmp, target);
 }
 
 function writeAtomic(target: string, text: string, mode: number): void {
-  const tmp = tempPath(target);
-  const fd = openSync(tmp, "w", mode);
-  try {
-    writeSync(fd, text);
-  } finally {
-    closeSync(fd);
-  }
-  syncAndRename(tmp, target);
+  replaceAtomic(target, (tmp) => writeFileSync(tmp, text), mode);
 }
 
 function copyAtomic(source: string, target: string): void {
-  const tmp = tempPath(target);
-  copyFileSync(source, tmp);
-  // Explicit mode: the source's (e.g. a read-only build store) must not carry over.
-  chmodSync(tmp, 0o755);
-  syncAndRename(tmp, target);
+  replaceAtomic(target, (tmp) => copyFileSync(source, tmp), 0o755);
 }
 
 function readJsonObject(path: string): JsonObject {
@@ -131,11 +130,15 @@ export function install(o: InstallOptions): InstallReport {
   if (!existsSync(o.cniNetDir)) throw new InstallError(`CNI config dir ${o.cniNetDir} does not exist`);
   const primary = pickPrimaryConfig(configNames(o.cniNetDir));
   if (primary === undefined)
-    throw new InstallError(`no CNI network config in ${o.cniNetDir}: install Trellis after the primary CNI plugin`);
+    throw new InstallError(
+      `no CNI network config in ${o.cniNetDir}: install Trellis after the primary CNI plugin`,
+    );
   const primaryPath = join(o.cniNetDir, primary);
   const doc = readJsonObject(primaryPath);
   if (!isSupportedVersion(doc.cniVersion))
-    throw new InstallError(`${primaryPath} has cniVersion ${JSON.stringify(doc.cniVersion)}, which trellis-cni does not support`);
+    throw new InstallError(
+      `${primaryPath} has cniVersion ${JSON.stringify(doc.cniVersion)}, which trellis-cni does not support`,
+    );
 
   // The binary first: a conflist naming a plugin the runtime cannot find would fail every pod.
   mkdirSync(o.cniBinDir, { recursive: true });
@@ -155,7 +158,9 @@ export function install(o: InstallOptions): InstallReport {
   if (existsSync(join(o.cniNetDir, target)))
     throw new InstallError(`cannot convert ${primary}: ${target} already exists in ${o.cniNetDir}`);
   if (pickPrimaryConfig([...configNames(o.cniNetDir).filter((n) => n !== primary), target]) !== target)
-    throw new InstallError(`cannot convert ${primary}: ${target} would not be the primary config in ${o.cniNetDir}`);
+    throw new InstallError(
+      `cannot convert ${primary}: ${target} would not be the primary config in ${o.cniNetDir}`,
+    );
   const conflist = withShim(conflistFromConf(doc), { ...entry, [RESTORE_KEY]: primary });
   const targetPath = join(o.cniNetDir, target);
   writeAtomic(targetPath, formatJson(conflist), mode);

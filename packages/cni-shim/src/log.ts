@@ -15,13 +15,17 @@ export function createLog(level: LogLevel, logFile: string | undefined): Log {
   let fileProblem: string | undefined;
   if (logFile !== undefined) {
     try {
-      streams.push({ level, stream: pino.destination({ dest: logFile, sync: true, append: true, mkdir: true }) });
+      streams.push({
+        level,
+        stream: pino.destination({ dest: logFile, sync: true, append: true, mkdir: true }),
+      });
     } catch (e) {
       // A log file we cannot open must not fail the pod.
       fileProblem = (e as Error).message;
     }
   }
   const log = pino(opts, pino.multistream(streams));
-  if (fileProblem !== undefined) log.warn({ logFile, err: fileProblem }, "cannot open log file; logging to stderr only");
+  if (fileProblem !== undefined)
+    log.warn({ logFile, err: fileProblem }, "cannot open log file; logging to stderr only");
   return log;
 }

@@ -2,9 +2,9 @@
 // it (CNI_COMMAND in the environment), the installer when given a subcommand.
 
 import { isSea } from "node:sea";
-import { ErrorCode } from "./cni-result.ts";
 import { askAgent } from "./agent-client.ts";
 import { readCapturedNamespaces } from "./captured-namespaces.ts";
+import { ErrorCode } from "./cni-result.ts";
 import { runInstallerCli } from "./installer-cli.ts";
 import { createLog } from "./log.ts";
 import { runPlugin } from "./plugin.ts";
@@ -45,5 +45,8 @@ async function main(): Promise<void> {
 main().catch((e: unknown) => {
   // Last resort: still answer in the spec's error shape so the runtime shows a reason.
   const msg = e instanceof Error ? e.message : String(e);
-  finish(`${JSON.stringify({ cniVersion: "1.0.0", code: ErrorCode.internal, msg: `trellis-cni: ${msg}` })}\n`, 1);
+  finish(
+    `${JSON.stringify({ cniVersion: "1.0.0", code: ErrorCode.internal, msg: `trellis-cni: ${msg}` })}\n`,
+    1,
+  );
 });

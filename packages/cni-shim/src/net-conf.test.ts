@@ -9,7 +9,12 @@ describe("parseNetConf", () => {
   it("fills in defaults", () => {
     expect(parseNetConf(conf())).toEqual({
       ok: true,
-      conf: { cniVersion: "1.0.0", name: "k8s-pod-network", prevResult: undefined, settings: DEFAULT_SETTINGS },
+      conf: {
+        cniVersion: "1.0.0",
+        name: "k8s-pod-network",
+        prevResult: undefined,
+        settings: DEFAULT_SETTINGS,
+      },
     });
     expect(DEFAULT_SETTINGS.socketPath).toBe("/var/run/trellis/cni.sock");
     expect(DEFAULT_SETTINGS.timeoutSeconds).toBe(30);

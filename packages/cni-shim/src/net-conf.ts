@@ -79,9 +79,15 @@ export function parseNetConf(stdin: string): NetConfResult {
   try {
     raw = JSON.parse(stdin);
   } catch (e) {
-    return { ok: false, code: ErrorCode.decodeFailure, msg: "network config on stdin is not JSON", details: String(e) };
+    return {
+      ok: false,
+      code: ErrorCode.decodeFailure,
+      msg: "network config on stdin is not JSON",
+      details: String(e),
+    };
   }
-  if (!isObject(raw)) return { ok: false, code: ErrorCode.decodeFailure, msg: "network config must be a JSON object" };
+  if (!isObject(raw))
+    return { ok: false, code: ErrorCode.decodeFailure, msg: "network config must be a JSON object" };
   if (!isSupportedVersion(raw.cniVersion))
     return {
       ok: false,
@@ -94,7 +100,12 @@ export function parseNetConf(stdin: string): NetConfResult {
     return { ok: false, code: ErrorCode.invalidNetworkConfig, msg: settings, cniVersion };
   const prevResult = raw.prevResult;
   if (prevResult !== undefined && !isObject(prevResult))
-    return { ok: false, code: ErrorCode.invalidNetworkConfig, msg: "prevResult must be an object", cniVersion };
+    return {
+      ok: false,
+      code: ErrorCode.invalidNetworkConfig,
+      msg: "prevResult must be an object",
+      cniVersion,
+    };
   return {
     ok: true,
     conf: {

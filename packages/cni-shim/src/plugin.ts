@@ -101,7 +101,11 @@ export async function runPlugin(
     }
   } catch (e) {
     log.error({ err: e }, "unexpected failure");
-    return fail(conf.cniVersion, ErrorCode.ioFailure, `trellis-cni ${env.command} failed: ${(e as Error).message}`);
+    return fail(
+      conf.cniVersion,
+      ErrorCode.ioFailure,
+      `trellis-cni ${env.command} failed: ${(e as Error).message}`,
+    );
   }
 }
 

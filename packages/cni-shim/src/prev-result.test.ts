@@ -17,12 +17,17 @@ describe("podIps", () => {
   });
 
   it("writes IPv6 in canonical form and drops duplicates", () => {
-    const prev = { ips: [{ address: "FD00:0:0:0::0005/64" }, { address: "fd00::5/128" }, { address: "10.0.0.1" }] };
+    const prev = {
+      ips: [{ address: "FD00:0:0:0::0005/64" }, { address: "fd00::5/128" }, { address: "10.0.0.1" }],
+    };
     expect(podIps(prev)).toEqual({ ok: true, ips: ["fd00::5", "10.0.0.1"] });
   });
 
   it("0.3.x results (with a version field per IP) read the same", () => {
-    expect(podIps({ ips: [{ version: "4", address: "10.1.2.3/16" }] })).toEqual({ ok: true, ips: ["10.1.2.3"] });
+    expect(podIps({ ips: [{ version: "4", address: "10.1.2.3/16" }] })).toEqual({
+      ok: true,
+      ips: ["10.1.2.3"],
+    });
   });
 
   it("no ips at all is an empty list, not an error", () => {
@@ -33,7 +38,10 @@ describe("podIps", () => {
     [{ ips: "10.0.0.1/24" }, "prevResult.ips must be an array"],
     [{ ips: [{}] }, "prevResult.ips[0].address must be a string"],
     [{ ips: [null] }, "prevResult.ips[0].address must be a string"],
-    [{ ips: [{ address: "10.0.0.1/24" }, { address: "banana/24" }] }, 'prevResult.ips[1].address "banana/24"'],
+    [
+      { ips: [{ address: "10.0.0.1/24" }, { address: "banana/24" }] },
+      'prevResult.ips[1].address "banana/24"',
+    ],
     [{ ips: [{ address: "10.0.0.1/abc" }] }, 'prevResult.ips[0].address "10.0.0.1/abc"'],
   ])("refuses malformed %j", (prev, problem) => {
     const r = podIps(prev);

@@ -21,12 +21,16 @@ export function podIps(prevResult: Record<string, unknown>): PodIpsResult {
   const out: string[] = [];
   for (const [i, entry] of list.entries()) {
     const address: unknown = typeof entry === "object" && entry !== null ? entry.address : undefined;
-    if (typeof address !== "string") return { ok: false, problem: `prevResult.ips[${i}].address must be a string` };
+    if (typeof address !== "string")
+      return { ok: false, problem: `prevResult.ips[${i}].address must be a string` };
     const slash = address.indexOf("/");
     const ip = slash < 0 ? address : address.slice(0, slash);
     const prefix = slash < 0 ? "" : address.slice(slash + 1);
     if (isIP(ip) === 0 || (slash >= 0 && !/^\d{1,3}$/.test(prefix)))
-      return { ok: false, problem: `prevResult.ips[${i}].address ${JSON.stringify(address)} is not an IP in CIDR form` };
+      return {
+        ok: false,
+        problem: `prevResult.ips[${i}].address ${JSON.stringify(address)} is not an IP in CIDR form`,
+      };
     const c = canonical(ip);
     if (!out.includes(c)) out.push(c);
   }

@@ -8,6 +8,7 @@
 // On deletion (deletionTimestamp, or the object vanished): SIGTERM, grace
 // period (capped), SIGKILL, CNI DEL, netns deleted, state removed, final
 // status, then DELETE with gracePeriodSeconds=0 and a uid precondition.
+import { statSync } from "node:fs";
 import { mkdir, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Logger } from "pino";
@@ -403,7 +404,8 @@ export class PodWorker {
         cfg.trellisRoot,
         cfg.stateDir,
         dirname(process.execPath),
-        ...argv.filter((a) => a.startsWith("/")),
+        // The program and scripts it runs; not directory arguments, which name mount points.
+        ...argv.filter((a) => a.startsWith("/") && statSync(a, { throwIfNoEntry: false })?.isFile()),
       ]);
       for (const m of mounts) {
         // kubelet creates missing subPath directories inside the volume

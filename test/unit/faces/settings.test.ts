@@ -45,8 +45,17 @@ describe("ERROR_FRACTION", () => {
 describe("workload settings", () => {
   it("defaults to port 8000, metrics on 9090, POD_NAME as the pod", () => {
     const c = readWorkloadConfig({ POD_NAME: "smiley-abc" });
-    expect(c).toMatchObject({ host: "0.0.0.0", port: 8000, metricsPort: 9090, pod: "smiley-abc", errorFraction: 0 });
-    expect(readWorkloadConfig({ PORT: "1234", METRICS_PORT: "0" })).toMatchObject({ port: 1234, metricsPort: 0 });
+    expect(c).toMatchObject({
+      host: "0.0.0.0",
+      port: 8000,
+      metricsPort: 9090,
+      pod: "smiley-abc",
+      errorFraction: 0,
+    });
+    expect(readWorkloadConfig({ PORT: "1234", METRICS_PORT: "0" })).toMatchObject({
+      port: 1234,
+      metricsPort: 0,
+    });
     expect(() => readWorkloadConfig({ PORT: "http" })).toThrow(/PORT/);
   });
 

@@ -41,7 +41,9 @@ describe("smiley", () => {
 
   it("about half fail at ERROR_FRACTION=50", async () => {
     const base = await smiley("RollingEyes", { errorFraction: 50 });
-    const statuses = await Promise.all(Array.from({ length: 200 }, () => get(`${base}/edge/`).then((r) => r.status)));
+    const statuses = await Promise.all(
+      Array.from({ length: 200 }, () => get(`${base}/edge/`).then((r) => r.status)),
+    );
     const failed = statuses.filter((s) => s === 500).length;
     // binomial(200, 0.5): 6 standard deviations either side of 100
     expect(failed).toBeGreaterThan(58);

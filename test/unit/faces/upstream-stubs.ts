@@ -16,29 +16,23 @@ export type SmileyStub = {
 };
 
 export async function smileyStub(answer: StubAnswer): Promise<SmileyStub> {
-  const stub: Omit<SmileyStub, "address" | "close"> = { seen: [], answer };
   const server = http.createServer((req, res) => {
     stub.seen.push({ path: req.url ?? "", headers: req.headers });
     res.writeHead(stub.answer.status, { "content-type": "application/json", ...stub.answer.headers });
     res.end(stub.answer.body);
   });
   await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
-  const { port } = server.address() as AddressInfo;
-  return {
-    ...stub,
-    get answer() {
-      return stub.answer;
-    },
-    set answer(a: StubAnswer) {
-      stub.answer = a;
-    },
-    address: `127.0.0.1:${port}`,
+  const stub: SmileyStub = {
+    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    seen: [],
+    answer,
     close: () =>
       new Promise((done) => {
         server.close(() => done());
         server.closeAllConnections();
       }),
   };
+  return stub;
 }
 
 export type ColorStubAnswer =
@@ -74,7 +68,9 @@ export async function colorStub(answer: ColorStubAnswer): Promise<ColorStub> {
   const server = new grpc.Server();
   server.addService(colorServiceDefinition, { Center: handler("Center"), Edge: handler("Edge") });
   const port = await new Promise<number>((done, fail) =>
-    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? fail(err) : done(p))),
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? fail(err) : done(p),
+    ),
   );
   return { address: `127.0.0.1:${port}`, seen, close: async () => server.forceShutdown() };
 }

@@ -48,7 +48,7 @@ export class Capture {
   readonly #tableWaiters = new Set<() => void>();
   #programmed: CaptureState | null = null;
   #lastError: string | null = null;
-  #namespacesWritten = "";
+  #namespacesWritten: string | null = null;
   #retry: NodeJS.Timeout | null = null;
   #closed = false;
 
