@@ -221,15 +221,30 @@ export async function installTrellis(opts: InstallOptions = {}): Promise<void> {
   await until("the controller to be ready (it writes the trellis-ca-bundle ConfigMap)", timeoutMs, () => {
     kubectl(["-n", TRELLIS_NAMESPACE, "get", "configmap", "trellis-ca-bundle"]);
     return (
-      kubectl(["-n", TRELLIS_NAMESPACE, "get", "deployment", "trellis-controller", "-o", "jsonpath={.status.readyReplicas}"]) ===
-      "1"
+      kubectl([
+        "-n",
+        TRELLIS_NAMESPACE,
+        "get",
+        "deployment",
+        "trellis-controller",
+        "-o",
+        "jsonpath={.status.readyReplicas}",
+      ]) === "1"
     );
   });
   log("controller ready");
   kubectl(["apply", "-f", "-"], { input: agentManifests(controllerIP, opts.debugHeaders ?? false) });
   const nodes = nodeNames().length;
   await until(`an agent ready on each of ${nodes} nodes`, timeoutMs, () => {
-    const ready = kubectl(["-n", TRELLIS_NAMESPACE, "get", "daemonset", "trellis-agent", "-o", "jsonpath={.status.numberReady}"]);
+    const ready = kubectl([
+      "-n",
+      TRELLIS_NAMESPACE,
+      "get",
+      "daemonset",
+      "trellis-agent",
+      "-o",
+      "jsonpath={.status.numberReady}",
+    ]);
     return Number(ready) === nodes;
   });
   log(`agents ready on ${nodes} nodes`);
@@ -240,20 +255,58 @@ export async function uninstallTrellis(opts: Pick<InstallOptions, "log" | "timeo
   const timeoutMs = opts.timeoutMs ?? 120_000;
   const exists = kubectl(["get", "namespace", TRELLIS_NAMESPACE, "--ignore-not-found", "-o", "name"]).trim();
   if (exists === "") return;
-  kubectl(["-n", TRELLIS_NAMESPACE, "delete", "daemonset,deployment", "--all", "--wait=true", "--timeout=60s"]);
-  await until("the agents to stop", timeoutMs, () =>
-    kubectl(["-n", TRELLIS_NAMESPACE, "get", "pods", "-l", "app=trellis-agent", "-o", "name"]).trim() === "",
+  kubectl([
+    "-n",
+    TRELLIS_NAMESPACE,
+    "delete",
+    "daemonset,deployment",
+    "--all",
+    "--wait=true",
+    "--timeout=60s",
+  ]);
+  await until(
+    "the agents to stop",
+    timeoutMs,
+    () =>
+      kubectl(["-n", TRELLIS_NAMESPACE, "get", "pods", "-l", "app=trellis-agent", "-o", "name"]).trim() ===
+      "",
   );
   const nodes = nodeNames();
   for (const node of nodes) kubectl(["apply", "-f", "-"], { input: cleanupPod(node) });
   await until("the cleanup pods to finish", timeoutMs, () => {
-    const phases = kubectl(["-n", TRELLIS_NAMESPACE, "get", "pods", "-l", "app=trellis-cleanup", "-o", "jsonpath={.items[*].status.phase}"]);
+    const phases = kubectl([
+      "-n",
+      TRELLIS_NAMESPACE,
+      "get",
+      "pods",
+      "-l",
+      "app=trellis-cleanup",
+      "-o",
+      "jsonpath={.items[*].status.phase}",
+    ]);
     const list = phases.split(/\s+/).filter(Boolean);
     return list.length === nodes.length && list.every((p) => p === "Succeeded" || p === "Failed");
   });
-  const phases = kubectl(["-n", TRELLIS_NAMESPACE, "get", "pods", "-l", "app=trellis-cleanup", "-o", "jsonpath={.items[*].status.phase}"]);
+  const phases = kubectl([
+    "-n",
+    TRELLIS_NAMESPACE,
+    "get",
+    "pods",
+    "-l",
+    "app=trellis-cleanup",
+    "-o",
+    "jsonpath={.items[*].status.phase}",
+  ]);
   if (phases.includes("Failed")) {
-    const logs = kubectl(["-n", TRELLIS_NAMESPACE, "logs", "-l", "app=trellis-cleanup", "--all-containers", "--tail=20"]);
+    const logs = kubectl([
+      "-n",
+      TRELLIS_NAMESPACE,
+      "logs",
+      "-l",
+      "app=trellis-cleanup",
+      "--all-containers",
+      "--tail=20",
+    ]);
     throw new Error(`a cleanup pod failed (${phases}):\n${logs}`);
   }
   log("node state removed (nft tables, CNI shim)");
@@ -265,7 +318,8 @@ export async function uninstallTrellis(opts: Pick<InstallOptions, "log" | "timeo
 if (import.meta.main) {
   const command = process.argv[2];
   const log = (line: string) => console.log(line);
-  if (command === "install") await installTrellis({ log, debugHeaders: process.argv.includes("--debug-headers") });
+  if (command === "install")
+    await installTrellis({ log, debugHeaders: process.argv.includes("--debug-headers") });
   else if (command === "uninstall") await uninstallTrellis({ log });
   else {
     console.error("usage: node test/cluster/trellis-install.ts install [--debug-headers] | uninstall");

@@ -1,6 +1,4 @@
 #!/usr/bin/env -S node --max-semi-space-size=8
-// trellis-controller: watches the cluster, resolves GAMMA routes into per-node
-// tables and (as the elected leader) writes route status.
 import os from "node:os";
 import { KubeConfig } from "@kubernetes/client-node";
 import { Command, InvalidArgumentError, Option } from "commander";
@@ -8,6 +6,10 @@ import pino from "pino";
 import { startAdminServer } from "./admin-server.ts";
 import { startController } from "./controller.ts";
 import { type AgentChannel, startAgentChannel } from "./distribute/agent-channel.ts";
+// trellis-controller: watches the cluster, resolves GAMMA routes into per-node
+// tables and (as the elected leader) writes route status.
+import { sameVersion } from "./distribute/agent-registry.ts";
+import { CaptureStatusWriter } from "./kube/capture-status-writer.ts";
 import { makeNodeEventRecorder } from "./kube/node-events.ts";
 import { makeControllerMetrics } from "./metrics.ts";
 
@@ -182,6 +184,7 @@ const list = (v: string) =>
     .map((x) => x.trim())
     .filter(Boolean);
 if (opts.agentAddress !== "off") {
+  const captureStatus = new CaptureStatusWriter(kc, log);
   channel = await startAgentChannel({
     kc,
     log,
@@ -192,7 +195,13 @@ if (opts.agentAddress !== "off") {
     serverNames: list(opts.serverNames),
     agentServiceAccounts: list(opts.agentServiceAccounts),
     currentTable: (node) => controller.table(node)?.table,
+    onAck: (node, version) => {
+      const current = controller.table(node)?.table;
+      if (current && sameVersion(current.version, version)) captureStatus.answered(current, "ack");
+    },
     onNack: (node, version, reason) => {
+      const current = controller.table(node)?.table;
+      if (current && sameVersion(current.version, version)) captureStatus.answered(current, "nack");
       metrics.agentNacks.inc({ node });
       void recordNodeEvent(
         node,

@@ -122,11 +122,15 @@ export class CniRuntime {
     // shim finds the agent's socket there); see host-paths.ts.
     const runDir = resolveHostPath(nodeHostPaths(this.#cfg.stateDir), "/run/trellis");
     await mkdir(runDir, { recursive: true });
-    const r = await run("ip", ["netns", "exec", this.#cfg.netns, "sh", "-c", PLUGIN_LAUNCHER, "sh", runDir, binary], {
-      env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", ...inv.env },
-      stdin: inv.stdin,
-      timeoutMs: PLUGIN_TIMEOUT_MS,
-    });
+    const r = await run(
+      "ip",
+      ["netns", "exec", this.#cfg.netns, "sh", "-c", PLUGIN_LAUNCHER, "sh", runDir, binary],
+      {
+        env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", ...inv.env },
+        stdin: inv.stdin,
+        timeoutMs: PLUGIN_TIMEOUT_MS,
+      },
+    );
     this.#log.debug(
       { plugin: inv.plugin.type, command: inv.command, code: r.code, ms: Date.now() - started },
       "cni plugin ran",

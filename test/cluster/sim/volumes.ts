@@ -17,6 +17,7 @@ import {
   resolveFieldRef,
   resolveResourceFieldRef,
 } from "./downward-api.ts";
+import { nodeHostPaths, resolveHostPath } from "./host-paths.ts";
 import type {
   ConfigMap,
   DownwardAPIVolumeFile,
@@ -28,7 +29,6 @@ import type {
   VolumeProjection,
 } from "./k8s-types.ts";
 import { isStatus, type KubeApi } from "./kube-api.ts";
-import { nodeHostPaths, resolveHostPath } from "./host-paths.ts";
 
 export class VolumeError extends Error {
   override readonly name = "VolumeError";

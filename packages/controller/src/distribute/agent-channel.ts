@@ -25,6 +25,7 @@ export interface AgentChannelOptions {
   agentServiceAccounts: readonly string[];
   currentTable: (node: string) => NodeTable | undefined;
   onNack?: (node: string, version: TableVersion, reason: string) => void;
+  onAck?: (node: string, version: TableVersion) => void;
   /** Replaces TokenReview (tests of the channel itself). */
   authenticate?: AuthenticateAgent;
   statsWindowMs?: number;
@@ -58,6 +59,7 @@ export async function startAgentChannel(o: AgentChannelOptions): Promise<AgentCh
     authenticate:
       o.authenticate ?? makeAgentAuthenticator(o.kc, { agentServiceAccounts: o.agentServiceAccounts }),
     ...(o.onNack ? { onNack: o.onNack } : {}),
+    ...(o.onAck ? { onAck: o.onAck } : {}),
   });
   const server = new grpc.Server(AGENT_CHANNEL_OPTIONS);
   server.addService(AgentStreamService, hub.service());

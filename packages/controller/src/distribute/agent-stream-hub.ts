@@ -29,6 +29,7 @@ export interface AgentStreamHubOptions {
   currentTable: (node: string) => NodeTable | undefined;
   authenticate: AuthenticateAgent;
   onNack?: (node: string, version: TableVersion, reason: string) => void;
+  onAck?: (node: string, version: TableVersion) => void;
 }
 
 type Call = grpc.ServerDuplexStream<AgentMessage, ControllerMessage>;
@@ -134,7 +135,10 @@ export class AgentStreamHub {
       }
       switch (m?.$case) {
         case "ack":
-          if (m.ack.version) this.#opts.registry.acked(identity.node, m.ack.version);
+          if (m.ack.version) {
+            this.#opts.registry.acked(identity.node, m.ack.version);
+            this.#opts.onAck?.(identity.node, m.ack.version);
+          }
           break;
         case "nack":
           if (m.nack.version) {

@@ -104,7 +104,7 @@ describe.skipIf(!haveRoot || !haveNft)("capture with real nftables", () => {
         port: 80,
         listenerPort: 15001,
         service: "faces/smiley:80",
-        protocol: "http1" as const,
+        protocol: "h1" as const,
       },
     ];
     await capture.update(
