@@ -1,6 +1,7 @@
 // The contract between the cni-shim (a chained CNI plugin on the host) and the
 // node agent: JSON over HTTP/1.1 on a unix socket. Types and pure validation
 // only, so the shim's single executable bundles no gRPC or protobuf code.
+import { isIP } from "node:net";
 
 /** Where the agent listens and the shim connects, as the host sees it. */
 export const CNI_SOCKET_PATH = "/var/run/trellis/cni.sock";

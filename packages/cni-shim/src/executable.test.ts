@@ -202,14 +202,17 @@ describe("trellis-cni executable", () => {
     const r = await runShim(env("ADD"), conf({ timeoutSeconds: 1 }));
     expect(JSON.parse(r.stdout).code).toBe(11);
     expect(r.ms).toBeGreaterThanOrEqual(1000);
-    expect(r.ms).toBeLessThan(5000);
+    expect(r.ms).toBeLessThan(10_000);
   });
 
   it("agent hung, namespace not captured: the pod waits only uncapturedTimeoutSeconds", async () => {
     await startAgent(() => {});
-    const r = await runShim(env("ADD", "default"), conf({ uncapturedTimeoutSeconds: 0.3 }));
+    const r = await runShim(
+      env("ADD", "default"),
+      conf({ timeoutSeconds: 60, uncapturedTimeoutSeconds: 0.3 }),
+    );
     expect(r.code).toBe(0);
-    expect(r.ms).toBeLessThan(3000);
+    expect(r.ms).toBeLessThan(10_000);
   });
 
   it("DEL with the agent down succeeds silently", async () => {
