@@ -87,4 +87,7 @@ if [[ ! -f "$crd_dir/.complete" ]]; then
   touch "$crd_dir/.complete"
 fi
 export TRELLIS_GATEWAY_CRDS="$crd_dir"
+
+# --- the CNI shim as a single executable (skips itself when nothing changed) -
+node "$TRELLIS_ROOT/packages/cni-shim/scripts/build.ts" | sed 's/^/bootstrap: /'
 export TRELLIS_ROOT
