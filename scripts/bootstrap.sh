@@ -12,7 +12,8 @@ TOOLS="$TRELLIS_ROOT/.tools"
 NODE_VERSION="24.21.0"
 PNPM_VERSION="10.34.8"
 GATEWAY_API_VERSION="v1.6.1"
-DEBIAN_PACKAGES=(iproute2 nftables iptables conntrack containernetworking-plugins openssl haproxy wrk nghttp2-client)
+# chromium + the emoji font: the browser test of the faces GUI (playwright-core drives it).
+DEBIAN_PACKAGES=(iproute2 nftables iptables conntrack containernetworking-plugins openssl haproxy wrk nghttp2-client chromium fonts-noto-color-emoji)
 
 log() { printf "[bootstrap %ss] %s\n" "$(( $(date +%s) - BOOT_T0 ))" "$*" >&2; }
 BOOT_T0=$(date +%s)
