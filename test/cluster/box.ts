@@ -262,6 +262,9 @@ export async function up(opts: UpOptions = {}): Promise<BoxState> {
     `--client-ca-file=${pki("ca.crt")}`,
     "--authorization-mode=Node,RBAC",
     "--enable-admission-plugins=NodeRestriction",
+    // Node names are not in any DNS: never resolve them (the lookup would go to the
+    // machine's resolver); the simulated kubelets have no port 10250 anyway.
+    "--kubelet-preferred-address-types=InternalIP",
     `--service-cluster-ip-range=${SERVICE_CIDR}`,
     `--service-account-issuer=https://kubernetes.default.svc.${CLUSTER_DOMAIN}`,
     `--service-account-key-file=${pki("sa.pub")}`,
@@ -395,6 +398,9 @@ const MOUNT_POINTS = [
   "/host/opt/cni/bin",
   "/host/opt/cni",
   "/host/opt",
+  "/host/var/lib/cni",
+  "/host/var/lib",
+  "/host/var",
   "/host",
 ];
 

@@ -359,6 +359,8 @@ describe("capture", () => {
   });
 
   it("uninstall leaves no nft table, no shim binary and no conflist entry on any node", async () => {
+    // Pods set up through the shim keep its binary until they are gone (their teardown runs it).
+    kubectl(["delete", "namespace", meshed, plain, late, "--wait=true", "--timeout=120s"]);
     await uninstallTrellis();
     for (const node of [N1, N2]) {
       expect(nftTable(node)).toBe("");

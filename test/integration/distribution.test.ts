@@ -2,7 +2,7 @@
 // netns serves the agent channel; one trellis-agent per simulated node runs
 // as a hostNetwork DaemonSet pod in the node's netns, authenticated by its
 // projected, pod-bound ServiceAccount token (audience trellis).
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, openSync, rmSync } from "node:fs";
 import os from "node:os";
@@ -18,11 +18,16 @@ import { freePort } from "../support/free-port.ts";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
 const MAIN = join(ROOT, "packages/controller/src/main.ts");
+const CLI = join(ROOT, "packages/controller/src/cli/trellis.ts");
 const ns = `it-dist-${randomBytes(3).toString("hex")}`;
 const logDir = mkdtempSync(join(os.tmpdir(), `trellis-${ns}-`));
 const stateDir = join(logDir, "agent-state");
 const SERVER_NAME = `trellis-controller.${ns}.svc`;
 const NODES = [nodeLayout(1), nodeLayout(2)];
+// The listener port range this test's controller gives its agents: away from
+// the default range (an installed Trellis's agents share the node netns), and
+// small enough that one Service can need more listeners than it holds.
+const LISTENER_PORTS = { min: 16100, max: 16163 };
 
 interface AgentRow {
   node: string;
@@ -30,7 +35,7 @@ interface AgentRow {
   applied: string;
   connected: boolean;
   pod: string;
-  lastNack?: { reason: string };
+  lastNack?: { version: string; reason: string };
 }
 
 let controller: { proc: ChildProcess; admin: string } | undefined;
@@ -59,6 +64,8 @@ async function startController(identity: string): Promise<void> {
       identity,
       "--lease-duration",
       "3",
+      "--listener-ports",
+      `${LISTENER_PORTS.min}-${LISTENER_PORTS.max}`,
     ],
     { stdio: ["ignore", log, log] },
   );
@@ -93,7 +100,7 @@ async function allInSync(): Promise<AgentRow[]> {
 
 /** Listener port the node's agent uses for a service cluster IP and port (its /debug/portmap). */
 async function listenerPort(node: (typeof NODES)[number], clusterIP: string, port: number): Promise<number> {
-  const res = await fetch(`http://${node.underlayIP}:15090/debug/portmap`);
+  const res = await fetch(`http://${node.underlayIP}:15091/debug/portmap`);
   const { portMap: map } = (await res.json()) as {
     portMap: Array<{ serviceIp: string; port: number; listenerPort: number }>;
   };
@@ -113,6 +120,53 @@ async function servedBy(node: (typeof NODES)[number], lport: number, n: number):
 }
 
 const echo = (name: string) => echoWorkload(ns, name);
+
+/** trellis_controller_agent_nacks_total per node, from the controller's /metrics. */
+async function nackCounts(): Promise<Map<string, number>> {
+  const text = await (await fetch(`${controller!.admin}/metrics`)).text();
+  const counts = new Map<string, number>();
+  for (const m of text.matchAll(/^trellis_controller_agent_nacks_total\{node="([^"]+)"\} (\d+)$/gm))
+    counts.set(m[1]!, Number(m[2]));
+  return counts;
+}
+
+/** `trellis status` against this test's controller. */
+function trellisStatus(): { code: number | null; out: string } {
+  const r = spawnSync(process.execPath, [CLI, "status", "--controller", controller!.admin], {
+    encoding: "utf8",
+    timeout: 20_000,
+  });
+  return { code: r.status, out: r.stdout + r.stderr };
+}
+
+/** What the agents say when the wide Service needs more listeners than their range holds. */
+const nackReason = () =>
+  new RegExp(`no free listener port in ${LISTENER_PORTS.min}\\.\\.${LISTENER_PORTS.max} for ${ns}/wide:`);
+
+interface NodeEvent {
+  metadata: { name: string };
+  type: string;
+  involvedObject: { kind: string; name: string };
+  message: string;
+}
+
+/** This run's TableRejected Events (Node events live in the default namespace). */
+function tableRejectedEvents(): NodeEvent[] {
+  const list = JSON.parse(
+    kubectl(["get", "events", "-n", "default", "--field-selector", "reason=TableRejected", "-o", "json"]),
+  ) as { items: NodeEvent[] };
+  return list.items.filter((e) => nackReason().test(e.message));
+}
+
+/** A Service with more ports than the agents' listener range: every meshed service port needs a listener of its own. */
+const wideService = () => `
+apiVersion: v1
+kind: Service
+metadata: { name: wide, namespace: ${ns} }
+spec:
+  ports:
+${Array.from({ length: LISTENER_PORTS.max - LISTENER_PORTS.min + 1 }, (_, i) => `  - { name: p${i + 1}, port: ${10001 + i}, targetPort: 8080 }`).join("\n")}
+`;
 
 const agentDaemonSet = () => `
 apiVersion: v1
@@ -134,10 +188,10 @@ spec:
       - name: agent
         image: trellis.local/agent
         args: ["--controller", "${UNDERLAY_HOST_IP}:${agentPort}", "--server-name", "${SERVER_NAME}",
-               "--state-dir", "${stateDir}", "--admin-port", "15090", "--log-level", "info"]
+               "--state-dir", "${stateDir}", "--admin-port", "15091", "--log-level", "info"]
         env:
         - { name: NODE_NAME, valueFrom: { fieldRef: { fieldPath: spec.nodeName } } }
-        readinessProbe: { httpGet: { path: /healthz, port: 15090 }, periodSeconds: 1 }
+        readinessProbe: { httpGet: { path: /healthz, port: 15091 }, periodSeconds: 1 }
         volumeMounts:
         - { name: token, mountPath: /var/run/secrets/trellis, readOnly: true }
         - { name: ca, mountPath: /var/run/trellis/ca, readOnly: true }
@@ -185,6 +239,12 @@ describe("table distribution to node agents", () => {
 
   afterAll(async () => {
     await stopController("SIGKILL");
+    try {
+      const events = tableRejectedEvents().map((e) => e.metadata.name);
+      if (events.length) kubectl(["delete", "events", "-n", "default", ...events, "--ignore-not-found"]);
+    } catch {
+      // events expire on their own (one hour)
+    }
     try {
       kubectl(["delete", "namespace", ns, "--wait=true", "--timeout=60s"]);
     } catch {
@@ -316,5 +376,78 @@ spec:
     // A restarted controller has a new epoch: its versions can never be mistaken for the old ones.
     for (const [i, r] of after.entries())
       expect(r.applied.split(".")[0]).not.toBe(before[i]!.applied.split(".")[0]);
+  });
+
+  it("a table an agent cannot apply is NACKed: the last good table keeps serving; trellis status, an Event and a metric show it; without the cause the next version is ACKed", async () => {
+    await allInSync();
+    const clusterIP = kubectl(["get", "service", "-n", ns, "smiley", "-o", "jsonpath={.spec.clusterIP}"]);
+    const lports = new Map<string, number>();
+    for (const n of NODES) lports.set(n.name, await listenerPort(n, clusterIP, 80));
+    const nacksBefore = await nackCounts();
+
+    kubectl(["apply", "-f", "-"], { input: wideService() });
+    const reason = nackReason();
+    const nacked = await eventually(
+      "both agents NACK the table with the wide Service",
+      async () => {
+        const rows = (await agents()).filter((r) => NODES.some((n) => n.name === r.node));
+        if (
+          rows.length !== NODES.length ||
+          !rows.every((r) => r.desired !== r.applied && reason.test(r.lastNack?.reason ?? ""))
+        )
+          throw new Error(JSON.stringify(rows));
+        return rows;
+      },
+      { timeoutMs: 30_000 },
+    );
+    for (const r of nacked) expect(r.applied).not.toBe(r.lastNack!.version);
+
+    // The agents keep serving their last good table: same listeners, the route still in force, no wide listener.
+    for (const n of NODES) {
+      expect(await listenerPort(n, clusterIP, 80)).toBe(lports.get(n.name));
+      expect((await servedBy(n, lports.get(n.name)!, 10)).filter((p) => !p.startsWith("smiley2-"))).toEqual(
+        [],
+      );
+      const { portMap } = (await (await fetch(`http://${n.underlayIP}:15091/debug/portmap`)).json()) as {
+        portMap: Array<{ service: string }>;
+      };
+      expect(portMap.filter((e) => e.service.startsWith(`${ns}/wide:`))).toEqual([]);
+    }
+
+    // trellis status shows the NACK and exits non-zero (a node is behind).
+    const status = trellisStatus();
+    expect(status.code).toBe(3);
+    for (const n of NODES) {
+      const line = status.out.split("\n").find((l) => l.startsWith(`${n.name} `));
+      expect(line).toMatch(reason);
+    }
+
+    // A Warning Event on each Node, and the NACK counter per node.
+    await eventually("TableRejected events on both nodes", () => {
+      const events = tableRejectedEvents();
+      for (const n of NODES) {
+        const hit = events.find(
+          (e) => e.type === "Warning" && e.involvedObject.kind === "Node" && e.involvedObject.name === n.name,
+        );
+        if (!hit) throw new Error(`no TableRejected event for ${n.name}: ${JSON.stringify(events)}`);
+      }
+    });
+    const nacksAfter = await nackCounts();
+    for (const n of NODES) expect(nacksAfter.get(n.name) ?? 0).toBeGreaterThan(nacksBefore.get(n.name) ?? 0);
+
+    // The cause removed: the next version is ACKed by both agents.
+    kubectl(["delete", "service", "-n", ns, "wide", "--wait=true"]);
+    const recovered = await eventually("both agents ACK the version without the wide Service", allInSync, {
+      timeoutMs: 30_000,
+    });
+    for (const [i, r] of recovered.entries()) expect(r.applied).not.toBe(nacked[i]!.desired);
+    const after = trellisStatus();
+    expect(after.code).toBe(0);
+    // The last NACK stays on record.
+    expect(after.out).toMatch(reason);
+    for (const n of NODES) {
+      const lport = await listenerPort(n, clusterIP, 80);
+      expect((await servedBy(n, lport, 10)).filter((p) => !p.startsWith("smiley2-"))).toEqual([]);
+    }
   });
 });

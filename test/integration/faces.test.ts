@@ -13,6 +13,13 @@ import { eventually } from "../support/eventually.ts";
 const NS = "faces";
 const APP = join(TRELLIS_ROOT, "examples/faces/app");
 const GUI_HOST_PORT = 30080;
+/** The 4×4 grid: rows and columns 1–2 are the centre. */
+const CELLS = Array.from({ length: 16 }, (_, i) => {
+  const row = Math.floor(i / 4);
+  const col = i % 4;
+  const kind = row >= 1 && row <= 2 && col >= 1 && col <= 2 ? "center" : "edge";
+  return `/${kind}/?row=${row}&col=${col}`;
+});
 const WORKLOADS = ["faces-gui", "face", "smiley", "smiley2", "smiley3", "color", "color2", "color3"];
 
 function namespaceExists(): boolean {
@@ -74,14 +81,21 @@ describe("faces demo without routes", () => {
       throw new Error(`faces Deployments not available:\n${pods}\n${String(err)}`);
     }
     gui = guiAddress();
-    // the Service endpoints of face's upstreams must be programmed before the first cell is asked for
+    // Wait until the whole grid answers healthy twice in a row: kube-proxy (and, when Trellis is
+    // installed on the shared box, its agents) must have programmed every Service first. How long
+    // that takes is not what this suite checks; what the grid shows once settled is.
+    let healthyRounds = 0;
     await eventually(
-      "a healthy cell through the GUI",
+      "two consecutive healthy rounds of the 16 cells",
       async () => {
-        const c = await getCell(gui, "/center/?row=1&col=1");
-        if (c.errors?.length) throw new Error(c.errors.join("; "));
+        const cells = await Promise.allSettled(CELLS.map((p) => getCell(gui, p)));
+        const bad = cells.flatMap((c) =>
+          c.status === "rejected" ? [String(c.reason)] : c.value.errors?.length ? c.value.errors : [],
+        );
+        healthyRounds = bad.length ? 0 : healthyRounds + 1;
+        if (healthyRounds < 2) throw new Error(bad[0] ?? "one healthy round so far");
       },
-      { timeoutMs: 60_000, intervalMs: 500 },
+      { timeoutMs: 120_000, intervalMs: 500 },
     );
   });
 
@@ -129,19 +143,13 @@ describe("faces demo without routes", () => {
     expect(await script.text()).toContain("data-ready");
   });
 
-  it("answers every centre and edge cell grinning on blue (plain kube-proxy, no routes)", async () => {
-    const paths = [
-      "/center/?row=1&col=1",
-      "/center/?row=2&col=2",
-      "/edge/?row=0&col=0",
-      "/edge/?row=3&col=2",
-    ];
+  it("answers every cell grinning on blue, for any user, while no route exists", async () => {
     const cells: FaceCell[] = [];
-    // 5 rounds × 4 cells × 2 users; each round in parallel (a call can take 1.5 s by DELAY_BUCKETS)
-    for (let round = 0; round < 5; round++) {
-      cells.push(...(await Promise.all(paths.flatMap((p) => [getCell(gui, p), getCell(gui, p, "heart")]))));
+    // 3 rounds × 16 cells × 2 users, each round in parallel (a call can take 1.5 s by DELAY_BUCKETS)
+    for (let round = 0; round < 3; round++) {
+      cells.push(...(await Promise.all(CELLS.flatMap((p) => [getCell(gui, p), getCell(gui, p, "heart")]))));
     }
-    expect(cells).toHaveLength(40);
+    expect(cells).toHaveLength(96);
     for (const c of cells) {
       expect(c.errors).toBeUndefined();
       expect(c).toMatchObject({

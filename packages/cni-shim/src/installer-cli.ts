@@ -9,13 +9,15 @@ export const USAGE = `usage:
   trellis-cni install --cni-bin-dir DIR --cni-net-dir DIR [--socket-path P] [--captured-namespaces-file F]
                       [--timeout-seconds S] [--uncaptured-timeout-seconds S] [--log-level L] [--log-file F]
                       [--source FILE]
-  trellis-cni uninstall --cni-bin-dir DIR --cni-net-dir DIR
+  trellis-cni uninstall --cni-bin-dir DIR --cni-net-dir DIR [--cni-cache-dir DIR]
+    (with --cni-cache-dir, e.g. /var/lib/cni/results, the binary stays while sandboxes set up through it remain)
   (run without arguments, with CNI_COMMAND set, it is the CNI plugin)
 `;
 
 const options = {
   "cni-bin-dir": { type: "string" },
   "cni-net-dir": { type: "string" },
+  "cni-cache-dir": { type: "string" },
   "socket-path": { type: "string" },
   "captured-namespaces-file": { type: "string" },
   "timeout-seconds": { type: "string" },
@@ -74,9 +76,18 @@ export function runInstallerCli(argv: string[], io: CliIo): number {
   }
   try {
     if (sub === "uninstall") {
-      const r = uninstall({ cniBinDir: binDir, cniNetDir: netDir });
+      const cacheDir = v["cni-cache-dir"];
+      const r = uninstall({
+        cniBinDir: binDir,
+        cniNetDir: netDir,
+        ...(cacheDir ? { cniCacheDir: cacheDir } : {}),
+      });
       io.out(`removed trellis-cni from ${r.configs.length === 0 ? "no config" : r.configs.join(", ")}`);
-      io.out(r.binaryRemoved ? `removed ${binDir}/trellis-cni` : `no ${binDir}/trellis-cni to remove`);
+      if (r.sandboxesLeft > 0)
+        io.out(
+          `kept ${binDir}/trellis-cni: ${r.sandboxesLeft} pod sandbox(es) set up through it still need it for teardown; uninstall again once they are gone`,
+        );
+      else io.out(r.binaryRemoved ? `removed ${binDir}/trellis-cni` : `no ${binDir}/trellis-cni to remove`);
       return 0;
     }
     const settings = settingsFrom(v);

@@ -87,10 +87,35 @@ describe("install", () => {
     expect(uninstall({ cniBinDir: bin, cniNetDir: net })).toEqual({
       binaryRemoved: true,
       configs: [join(net, "10-bridge.conflist")],
+      sandboxesLeft: 0,
     });
     expect(read("10-bridge.conflist")).toBe(roundTrip(BRIDGE_CONFLIST));
     expect(existsSync(join(bin, "trellis-cni"))).toBe(false);
-    expect(uninstall({ cniBinDir: bin, cniNetDir: net })).toEqual({ binaryRemoved: false, configs: [] });
+    expect(uninstall({ cniBinDir: bin, cniNetDir: net })).toEqual({
+      binaryRemoved: false,
+      configs: [],
+      sandboxesLeft: 0,
+    });
+  });
+
+  it("keeps the binary while the runtime's cache holds sandboxes set up through it, so their teardown still works", () => {
+    writeFileSync(join(net, "10-bridge.conflist"), BRIDGE_CONFLIST);
+    install({ cniBinDir: bin, cniNetDir: net, source });
+    const cache = join(net, "..", "cache");
+    mkdirSync(cache, { recursive: true });
+    const chained = Buffer.from(readFileSync(join(net, "10-bridge.conflist"))).toString("base64");
+    const plain = Buffer.from(BRIDGE_CONFLIST).toString("base64");
+    writeFileSync(join(cache, "net-a-eth0"), JSON.stringify({ kind: "cniCacheV1", config: chained }));
+    writeFileSync(join(cache, "net-b-eth0"), JSON.stringify({ kind: "cniCacheV1", config: plain }));
+    const r = uninstall({ cniBinDir: bin, cniNetDir: net, cniCacheDir: cache });
+    expect(r).toMatchObject({ binaryRemoved: false, sandboxesLeft: 1 });
+    expect(read("10-bridge.conflist")).toBe(roundTrip(BRIDGE_CONFLIST));
+    expect(existsSync(join(bin, "trellis-cni"))).toBe(true);
+    rmSync(join(cache, "net-a-eth0"));
+    expect(uninstall({ cniBinDir: bin, cniNetDir: net, cniCacheDir: cache })).toMatchObject({
+      binaryRemoved: true,
+      sandboxesLeft: 0,
+    });
   });
 
   it("turns a lone .conf into a conflist, and back on uninstall", () => {

@@ -58,6 +58,8 @@ export interface UninstallReport {
   binaryRemoved: boolean;
   /** Config files our entry was removed from (or restored from). */
   configs: string[];
+  /** Sandboxes whose cached CNI results name the shim; while any remain, the binary stays. */
+  sandboxesLeft: number;
 }
 
 /** Where install/uninstall fail for a reason the operator has to fix. */
@@ -168,7 +170,39 @@ export function install(o: InstallOptions): InstallReport {
   return { binary, config: targetPath, configChanged: true, convertedFrom: primaryPath };
 }
 
-export function uninstall(o: { cniBinDir: string; cniNetDir: string }): UninstallReport {
+/**
+ * Sandboxes the runtime set up through the shim: their cached results name it,
+ * and the runtime runs the cached chain at teardown. Removing the binary under
+ * them would fail their CNI DEL ("failed to find plugin") and leave pods stuck.
+ */
+export function sandboxesUsingShim(cniCacheDir: string): number {
+  if (!existsSync(cniCacheDir)) return 0;
+  let n = 0;
+  for (const name of readdirSync(cniCacheDir)) {
+    try {
+      // libcni's cache record (cniCacheV1) holds the network config base64-encoded.
+      const record = JSON.parse(readFileSync(join(cniCacheDir, name), "utf8")) as { config?: unknown };
+      if (typeof record.config !== "string") continue;
+      const config = JSON.parse(Buffer.from(record.config, "base64").toString("utf8")) as {
+        plugins?: unknown;
+      };
+      if (
+        Array.isArray(config.plugins) &&
+        config.plugins.some((p) => (p as { type?: unknown })?.type === SHIM_BINARY)
+      )
+        n++;
+    } catch {
+      // gone meanwhile, or a directory
+    }
+  }
+  return n;
+}
+
+export function uninstall(o: {
+  cniBinDir: string;
+  cniNetDir: string;
+  cniCacheDir?: string;
+}): UninstallReport {
   const configs: string[] = [];
   if (existsSync(o.cniNetDir)) {
     for (const name of configNames(o.cniNetDir).sort()) {
@@ -194,7 +228,8 @@ export function uninstall(o: { cniBinDir: string; cniNetDir: string }): Uninstal
     }
   }
   const binary = join(o.cniBinDir, SHIM_BINARY);
-  const binaryRemoved = existsSync(binary);
-  rmSync(binary, { force: true });
-  return { binaryRemoved, configs };
+  const sandboxesLeft = o.cniCacheDir === undefined ? 0 : sandboxesUsingShim(o.cniCacheDir);
+  const binaryRemoved = existsSync(binary) && sandboxesLeft === 0;
+  if (sandboxesLeft === 0) rmSync(binary, { force: true });
+  return { binaryRemoved, configs, sandboxesLeft };
 }

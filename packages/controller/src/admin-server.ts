@@ -6,6 +6,9 @@
 //   GET /debug/tables                  JSON: leader flag, every node with version and digest
 //   GET /debug/tables/<node>           the node's table, readable YAML (as in the golden files)
 //   GET /debug/tables/<node>?format=json   the NodeTable message as protobuf JSON
+//   GET /debug/agents                  JSON: per node, desired and applied version, lag, last NACK (trellis status)
+//   GET /debug/backends                JSON: per backend, requests, failures and latency over the agents'
+//                                      recent reports (trellis backends)
 //   GET /debug/explain?from=<ns>/<pod>&to=<svc>:<port>[&path=…][&method=…][&header=k:v…][&grpc=S/M][&format=json]
 //                                      which route, rule and backends serve that request (trellis explain)
 import http from "node:http";
@@ -16,6 +19,7 @@ import { describeNodeTable } from "./compile/describe-node-table.ts";
 import type { RunningController } from "./controller.ts";
 import type { AgentState } from "./distribute/agent-registry.ts";
 import { agentStatusRows } from "./distribute/agent-status.ts";
+import { type BackendStatsWindow, backendStatsReport } from "./distribute/backend-stats-window.ts";
 import { explainRequest, parseExplainRequest } from "./explain/explain-request.ts";
 import type { ControllerMetrics } from "./metrics.ts";
 
@@ -26,6 +30,7 @@ export function startAdminServer(
   port: number,
   log: Logger,
   agents: () => readonly AgentState[] = () => [],
+  stats: () => BackendStatsWindow | undefined = () => undefined,
 ): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://admin");
@@ -45,6 +50,10 @@ export function startAdminServer(
     if (url.pathname === "/debug/agents") {
       const rows = agentStatusRows(controller, agents(), Date.now());
       return send(200, `${JSON.stringify(rows, null, 2)}\n`, "application/json");
+    }
+    if (url.pathname === "/debug/backends") {
+      const report = backendStatsReport(stats(), Date.now());
+      return send(200, `${JSON.stringify(report, null, 2)}\n`, "application/json");
     }
     if (url.pathname === "/debug/tables") {
       const list = controller.nodes().flatMap((node) => {

@@ -2,7 +2,7 @@
 // versioned tables (for distribution) and route statuses (for the leader's
 // status writer). The pure core does all GAMMA work; this file schedules.
 import type { KubeConfig } from "@kubernetes/client-node";
-import type { NodeTable } from "@trellis/api";
+import type { AgentSettings, NodeTable } from "@trellis/api";
 import type { Logger } from "pino";
 import { type VersionedTable, VersionedTables } from "./distribute/versioned-tables.ts";
 import { startInformers } from "./kube/informers.ts";
@@ -23,6 +23,8 @@ export interface ControllerOptions {
   /** Upper bound on how long a stream of changes can delay a recompute. */
   maxDelayMs: number;
   lease: { namespace: string; name: string; identity: string; durationSeconds: number; renewSeconds: number };
+  /** Agent settings every table carries (listener port range, fail mode); defaults when absent. */
+  agentSettings?: AgentSettings;
   /** Called after each recompute with the nodes whose table got a new version, and the nodes that are gone. */
   onTables?: (changed: readonly string[], removed: readonly string[]) => void;
 }
@@ -45,7 +47,7 @@ const STATUS_RETRY_MAX_MS = 30_000;
 
 export function startController(opts: ControllerOptions): RunningController {
   const { log, metrics } = opts;
-  const state = new RoutingState();
+  const state = new RoutingState(opts.agentSettings ? { settings: opts.agentSettings } : {});
   const tables = new VersionedTables(Date.now());
   const writer = makeStatusWriter(opts.kc, log);
   /** Changes not yet applied, coalesced per object (the last one wins). */

@@ -4,6 +4,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { Command, InvalidArgumentError, Option } from "commander";
 import pino from "pino";
 import { startAdminServer } from "./admin-server.ts";
+import { DEFAULT_AGENT_SETTINGS } from "./compile/compile-node-tables.ts";
 import { startController } from "./controller.ts";
 import { type AgentChannel, startAgentChannel } from "./distribute/agent-channel.ts";
 // trellis-controller: watches the cluster, resolves GAMMA routes into per-node
@@ -23,6 +24,16 @@ function nonNegativeNumber(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError("must be a number ≥ 0");
   return n;
+}
+
+/** "min-max": an inclusive port range. */
+function portRange(value: string): { min: number; max: number } {
+  const m = /^(\d+)-(\d+)$/.exec(value.trim());
+  const min = Number(m?.[1]);
+  const max = Number(m?.[2]);
+  if (!m || min < 1 || max > 65535 || max < min)
+    throw new InvalidArgumentError("expected min-max, e.g. 15100-15999");
+  return { min, max };
 }
 
 /** "host:port", "[v6]:port" or ":port" (all addresses). */
@@ -127,6 +138,18 @@ const program = new Command("trellis-controller")
     ).default("trellis-ca-bundle"),
   )
   .addOption(
+    new Option(
+      "--listener-ports <min-max>",
+      "ports agents open their listeners on (one per meshed service port), sent to every agent in its table",
+    )
+      .env("TRELLIS_LISTENER_PORTS")
+      .default(
+        { min: DEFAULT_AGENT_SETTINGS.listenerPortMin, max: DEFAULT_AGENT_SETTINGS.listenerPortMax },
+        `${DEFAULT_AGENT_SETTINGS.listenerPortMin}-${DEFAULT_AGENT_SETTINGS.listenerPortMax}`,
+      )
+      .argParser(portRange),
+  )
+  .addOption(
     new Option("--log-level <level>", "pino log level")
       .env("TRELLIS_LOG_LEVEL")
       .choices(["trace", "debug", "info", "warn", "error", "fatal", "silent"])
@@ -149,6 +172,7 @@ const opts = program.opts<{
   serverNames: string;
   caSecret: string;
   caBundleConfigmap: string;
+  listenerPorts: { min: number; max: number };
   logLevel: string;
 }>();
 
@@ -168,6 +192,11 @@ const controller = startController({
   metrics,
   debounceMs: opts.debounceMs,
   maxDelayMs: opts.maxDelayMs,
+  agentSettings: {
+    ...DEFAULT_AGENT_SETTINGS,
+    listenerPortMin: opts.listenerPorts.min,
+    listenerPortMax: opts.listenerPorts.max,
+  },
   lease: {
     namespace: opts.leaseNamespace,
     name: opts.leaseName,
@@ -177,7 +206,7 @@ const controller = startController({
   },
   onTables: (changed) => channel?.hub.publish(changed),
 });
-const recordNodeEvent = makeNodeEventRecorder(kc, opts.leaseNamespace, "trellis-controller", log);
+const recordNodeEvent = makeNodeEventRecorder(kc, "trellis-controller", log);
 const list = (v: string) =>
   v
     .split(",")
@@ -220,6 +249,7 @@ const admin = await startAdminServer(
   opts.adminAddress.port,
   log,
   () => channel?.registry.all() ?? [],
+  () => channel?.stats,
 );
 const address = `${opts.adminAddress.host}:${opts.adminAddress.port}`;
 log.info({ admin: address, lease: `${opts.leaseNamespace}/${opts.leaseName}` }, "controller started");

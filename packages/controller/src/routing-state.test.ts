@@ -1,8 +1,8 @@
-import { NodeTable } from "@trellis/api";
+import { ControllerMessage, NodeTable } from "@trellis/api";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { computeTables } from "./compute-tables.ts";
-import { encodeNodeTable, tableDigest } from "./distribute/table-bytes.ts";
+import { encodeNodeTable, encodeTableUpdateMessage, tableDigest } from "./distribute/table-bytes.ts";
 import { type ObjectChange, RoutingState } from "./routing-state.ts";
 import { objectIdentity } from "./snapshot/build-snapshot.ts";
 import { clusterArbitrary } from "./testing/cluster-arbitraries.ts";
@@ -114,6 +114,10 @@ describe("RoutingState", () => {
         const reference = computeTables(objects).tables;
         for (const [node, table] of state.tables()) {
           expect(Buffer.from(encodeNodeTable(table))).toEqual(Buffer.from(NodeTable.encode(table).finish()));
+          const message: ControllerMessage = { message: { $case: "tableUpdate", tableUpdate: { table } } };
+          expect(encodeTableUpdateMessage(table)).toEqual(
+            Buffer.from(ControllerMessage.encode(message).finish()),
+          );
           expect(tableDigest(table)).toBe(tableDigest(reference.get(node)!));
         }
       }),

@@ -64,7 +64,11 @@ try {
   }
   await nft.remove();
   const rows = [
-    { case: `program ${ports} service ports + ${pods} pods from empty`, p50: pct(full, 50), p99: pct(full, 99) },
+    {
+      case: `program ${ports} service ports + ${pods} pods from empty`,
+      p50: pct(full, 50),
+      p99: pct(full, 99),
+    },
     { case: `add one pod to that state (a CNI ADD's nft cost)`, p50: pct(onePod, 50), p99: pct(onePod, 99) },
     { case: "re-apply an unchanged state (skipped)", p50: pct(noop, 50), p99: pct(noop, 99) },
   ];
@@ -78,7 +82,10 @@ try {
     ...rows.map((r) => `| ${r.case} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} |`),
     "",
   ].join("\n");
-  writeFileSync(join(values.out, "capture-bench.json"), `${JSON.stringify({ ports, pods, runs, rows }, null, 2)}\n`);
+  writeFileSync(
+    join(values.out, "capture-bench.json"),
+    `${JSON.stringify({ ports, pods, runs, rows }, null, 2)}\n`,
+  );
   writeFileSync(join(values.out, "capture-bench.md"), md);
   console.log(md);
 } finally {

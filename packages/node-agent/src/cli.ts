@@ -90,6 +90,12 @@ export function buildCommand(): Command {
     )
     .option("--admin-address <ip>", "address of the metrics/health server", "0.0.0.0")
     .option("--admin-port <port>", "port of the metrics/health server (0 = any)", int("--admin-port"), 15090)
+    .option(
+      "--stats-interval-ms <ms>",
+      "how often to send per-backend request counters to the controller (0 = never)",
+      int("--stats-interval-ms"),
+      5_000,
+    )
     .option("--debug-headers", "add x-trellis-route and x-trellis-backend to responses", false)
     .option("--log-level <level>", "pino level: trace, debug, info, warn, error, silent", "info")
     .option(
@@ -141,6 +147,7 @@ interface CliOptions {
   listenAddress: string;
   adminAddress: string;
   adminPort: number;
+  statsIntervalMs: number;
   debugHeaders: boolean;
   logLevel: string;
   drainTimeoutMs: number;
@@ -214,6 +221,8 @@ export async function main(argv: string[]): Promise<void> {
         stateFile: join(o.stateDir, `table-${o.node}.bin`),
         agentVersion: AGENT_VERSION,
         log,
+        statsIntervalMs: o.statsIntervalMs,
+        takeStats: () => metrics.backendStats.take(),
       })
     : new FileTableSource({ path: o.tableFile ?? "", log, watch: o.watch });
   await source.start(async (t) => {

@@ -4,6 +4,7 @@
 // would otherwise be a noticeable share of the forwarding cost.
 
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { BackendStatsRecorder } from "./backend-stats.ts";
 
 export interface RequestLabels {
   sourceNamespace: string;
@@ -28,6 +29,8 @@ export interface GaugeSources {
 
 export class AgentMetrics {
   readonly registry = new Registry();
+  /** Per-backend deltas the agent reports to the controller (BackendStats), fed by request(). */
+  readonly backendStats = new BackendStatsRecorder();
   readonly #requests: Counter<string>;
   readonly #duration: Histogram<string>;
   readonly #tableVersion: Gauge<string>;
@@ -145,6 +148,12 @@ export class AgentMetrics {
     }
     c.count.inc();
     c.duration.observe(seconds);
+    if (l.backend !== "")
+      this.backendStats.record(
+        l.backend,
+        l.code >= 500 || (l.grpcStatus !== "" && l.grpcStatus !== "0"),
+        seconds * 1000,
+      );
   }
 
   tableApplied(epoch: number, number: number): void {

@@ -14,6 +14,8 @@ export function nodeHostPaths(stateDir: string): HostPathMapping[] {
     { hostPath: "/var/run/trellis", nodePath: join(stateDir, "run", "trellis") },
     { hostPath: "/run/trellis", nodePath: join(stateDir, "run", "trellis") },
     { hostPath: "/var/lib/trellis", nodePath: join(stateDir, "lib", "trellis") },
+    // The runtime's CNI result cache (cni-runtime.ts keeps it there).
+    { hostPath: "/var/lib/cni", nodePath: join(stateDir, "cni", "cache") },
   ];
 }
 

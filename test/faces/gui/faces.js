@@ -230,8 +230,8 @@ function legendRow(list, key, value, swatch, count, total, label = value) {
   li.dataset.share = share.toFixed(3);
   li.append(swatch);
   const name = document.createElement("span");
+  name.className = "name";
   name.textContent = label;
-  name.style.width = "7em";
   const bar = document.createElement("span");
   bar.className = "bar";
   const fill = document.createElement("span");

@@ -1,6 +1,5 @@
 // faces-gui: serves the page (files under test/faces/gui/) and proxies
-// /face/<rest> to http://<face>/<rest>, keeping the query, X-Faces-User and
-// the status, so the demo needs no ingress. 502 when face cannot be reached.
+// /face/<rest> to http://<face>/<rest> (face-proxy.ts), so the demo needs no ingress.
 import { readdirSync, readFileSync } from "node:fs";
 import http from "node:http";
 import { extname, join } from "node:path";
@@ -13,6 +12,7 @@ import { createMetrics } from "../lib/metrics.ts";
 import { startMetricsServer } from "../lib/metrics-server.ts";
 import type { RunningWorkload } from "../lib/running-workload.ts";
 import type { WorkloadConfig } from "../lib/workload-config.ts";
+import { proxyToFace } from "./face-proxy.ts";
 
 export type GuiOptions = WorkloadConfig & {
   /** host[:port] of the face Service (FACE_SERVICE, default "face", port 80). */
@@ -46,40 +46,13 @@ function loadAssets(dir: string): Map<string, Asset> {
   return assets;
 }
 
-/** Response headers that describe one hop's connection, not the response. */
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection"]);
-
 export async function startGui(o: GuiOptions): Promise<RunningWorkload> {
   const metrics = createMetrics();
   const assets = loadAssets(o.guiDir);
-  const face = parseHostPort(o.faceService, 80);
   const agent = new http.Agent({ keepAlive: true });
-
-  const proxy = (req: http.IncomingMessage, res: http.ServerResponse, rest: string) => {
-    const headers: http.OutgoingHttpHeaders = { accept: req.headers.accept ?? "application/json" };
-    const user = req.headers["x-faces-user"];
-    if (user !== undefined) headers["x-faces-user"] = user;
-    const upstream = http.get({ host: face.host, port: face.port, path: rest, headers, agent }, (up) => {
-      const out: http.OutgoingHttpHeaders = {};
-      for (const [k, v] of Object.entries(up.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
-      res.writeHead(up.statusCode ?? 502, out);
-      up.pipe(res);
-      metrics.requests.inc({ workload: "faces-gui", kind: "proxy", code: String(up.statusCode ?? 0) });
-    });
-    upstream.on("error", (err) => {
-      if (res.headersSent) {
-        res.destroy(err);
-        return;
-      }
-      const body = JSON.stringify({ error: `face unreachable: ${err.message}` });
-      res.writeHead(502, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
-      res.end(body);
-      metrics.requests.inc({ workload: "faces-gui", kind: "proxy", code: "502" });
-    });
-    res.on("close", () => {
-      if (!res.writableFinished) upstream.destroy();
-    });
-  };
+  const target = { ...parseHostPort(o.faceService, 80), agent };
+  const countProxied = (status: number) =>
+    metrics.requests.inc({ workload: "faces-gui", kind: "proxy", code: String(status) });
 
   const server = http.createServer(async (req, res) => {
     res.setHeader("x-faces-pod", o.pod);
@@ -101,7 +74,7 @@ export async function startGui(o: GuiOptions): Promise<RunningWorkload> {
           .end('{"error":"faces-gui failed on purpose"}');
         return;
       }
-      proxy(req, res, url.slice("/face".length));
+      proxyToFace(target, req, res, url.slice("/face".length), countProxied);
       return;
     }
     const asset = assets.get(path);

@@ -1,24 +1,27 @@
-// The agent protocol end to end on loopback: the controller's hub (real
-// grpc-js server with TLS from the controller's own CA) and the agent's
+// The agent protocol end to end on loopback: the controller's agent channel
+// (serveAgentChannel: real grpc-js server with TLS from a CA made here) and the agent's
 // ControllerTableSource (real client). Authentication is the hub's injected
 // function; the TokenReview-backed one is exercised on the cluster.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { AgentStreamService, type NodeTable } from "@trellis/api";
-import {
-  AGENT_CHANNEL_OPTIONS,
-  AgentRegistry,
-  AgentStreamHub,
-  BackendStatsWindow,
-  createCA,
-  issueServerCert,
-  type PemPair,
-} from "@trellis/controller";
-import { ControllerTableSource } from "@trellis/node-agent";
+import { MatchType, type NodeTable, Protocol, RouteKind } from "@trellis/api";
+import { type AgentChannel, createCA, type PemPair, serveAgentChannel } from "@trellis/controller";
+import { AgentMetrics, ControllerTableSource } from "@trellis/node-agent";
 import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import {
+  backend,
+  closeClientAgents,
+  forwardTo,
+  type HttpBackend,
+  httpMatch,
+  table as loopbackTable,
+  request,
+  startHttpBackend,
+  testAgent,
+} from "../../../packages/node-agent/src/testing/loopback.ts";
 import { agentStreamStatus } from "../../support/agent-stream-status.ts";
 import { eventually } from "../../support/eventually.ts";
 
@@ -37,48 +40,36 @@ function table(node: string, epoch: number, number: number, pods: string[] = [])
 }
 
 let ca: PemPair;
-let server: PemPair;
 let dir: string;
 
 beforeAll(async () => {
   ca = await createCA("trellis-test-ca");
-  server = await issueServerCert(ca, { dns: ["trellis-controller"], ips: ["127.0.0.1"] });
   dir = mkdtempSync(path.join(tmpdir(), "trellis-stream-"));
   writeFileSync(path.join(dir, "ca.pem"), ca.certPem);
   for (const t of Object.keys(TOKENS)) writeFileSync(path.join(dir, t), `${t}\n`);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-interface Controller {
-  hub: AgentStreamHub;
-  registry: AgentRegistry;
+interface Controller extends AgentChannel {
   tables: Map<string, NodeTable>;
-  port: number;
-  stop(): Promise<void>;
 }
 
+/** The controller's agent channel server (serveAgentChannel: what trellis-controller runs, minus the Kubernetes API). */
 async function startController(port = 0, tables = new Map<string, NodeTable>()): Promise<Controller> {
-  const registry = new AgentRegistry();
-  const hub = new AgentStreamHub({
+  const channel = await serveAgentChannel({
     log,
-    registry,
-    stats: new BackendStatsWindow(30_000),
+    address: `127.0.0.1:${port}`,
+    ca,
+    serverNames: ["trellis-controller", "127.0.0.1"],
     currentTable: (node) => tables.get(node),
     authenticate: async (token) => {
       const node = TOKENS[token];
       if (!node) throw new Error("unknown token");
       return { node, pod: `trellis-system/agent-${node}` };
     },
+    statsWindowMs: 30_000,
   });
-  const srv = new grpc.Server(AGENT_CHANNEL_OPTIONS);
-  srv.addService(AgentStreamService, hub.service());
-  const creds = grpc.ServerCredentials.createSsl(null, [
-    { private_key: Buffer.from(server.keyPem), cert_chain: Buffer.from(server.certPem) },
-  ]);
-  const bound = await new Promise<number>((resolve, reject) =>
-    srv.bindAsync(`127.0.0.1:${port}`, creds, (err, p) => (err ? reject(err) : resolve(p))),
-  );
-  return { hub, registry, tables, port: bound, stop: async () => srv.forceShutdown() };
+  return { ...channel, tables };
 }
 
 const running: Array<{ stop(): Promise<void> }> = [];
@@ -102,6 +93,7 @@ function startAgent(
   token: string,
   sink: (t: NodeTable) => Promise<unknown>,
   stateFile = path.join(dir, `table-${++agents}.bin`),
+  extra: Partial<ConstructorParameters<typeof ControllerTableSource>[0]> = {},
 ) {
   const source = new ControllerTableSource({
     address: `127.0.0.1:${port}`,
@@ -114,6 +106,7 @@ function startAgent(
     log,
     backoffInitialMs: 50,
     backoffMaxMs: 200,
+    ...extra,
   });
   running.push(source);
   void source.start(sink);
@@ -218,5 +211,96 @@ describe("agent protocol", () => {
       },
     );
     expect(afterRestart.map((t) => `${t.version?.epoch}.${t.version?.number}`)).toEqual(["1.5", "2.1"]);
+  });
+});
+
+describe("backend stats from agents", () => {
+  let ok: HttpBackend;
+  let failing: HttpBackend;
+  beforeAll(async () => {
+    ok = await startHttpBackend("ok");
+    failing = await startHttpBackend("failing");
+    failing.handler = (_req, res) => res.writeHead(503).end("down\n");
+  });
+  afterAll(async () => {
+    closeClientAgents();
+    await ok.close();
+    await failing.close();
+  });
+
+  it("requests through a real agent reach the controller's stats window as per-backend counts", async () => {
+    const ctl = await startController();
+    running.push(ctl);
+    // A service whose /fail path goes to a backend that answers 503.
+    ctl.tables.set(
+      "n1",
+      loopbackTable({
+        node: "n1",
+        services: [
+          {
+            namespace: "shop",
+            name: "web",
+            clusterIps: ["10.96.7.1"],
+            ports: [
+              {
+                port: 80,
+                protocol: Protocol.PROTOCOL_HTTP1,
+                defaultBackendId: "shop/web:80",
+                routeSets: [
+                  {
+                    clientNamespace: "*",
+                    kind: RouteKind.ROUTE_KIND_HTTP,
+                    rules: [
+                      { ruleIndex: 0, action: forwardTo(["shop/fail:80", 1]) },
+                      { ruleIndex: 1, action: forwardTo(["shop/web:80", 1]) },
+                    ],
+                    matches: [
+                      httpMatch(0, { path: { type: MatchType.MATCH_TYPE_PREFIX, value: "/fail" } }),
+                      httpMatch(1),
+                    ],
+                  },
+                ],
+              },
+            ],
+          },
+        ],
+        backends: [backend("shop/web:80", [ok.port]), backend("shop/fail:80", [failing.port])],
+      }),
+    );
+    const metrics = new AgentMetrics();
+    const agent = testAgent({ metrics });
+    running.push({ stop: () => agent.close() });
+    startAgent(ctl.port, "n1", "token-n1", (t) => agent.apply(t), undefined, {
+      statsIntervalMs: 100,
+      takeStats: () => metrics.backendStats.take(),
+    });
+    await eventually("ACK", () => expect(ctl.registry.get("n1")?.lastAcked?.number).toBe(1));
+    const port = agent.listenerPorts().get("shop/web:80")!;
+    for (let i = 0; i < 20; i++) expect((await request(port, { path: "/" })).status).toBe(200);
+    for (let i = 0; i < 5; i++) expect((await request(port, { path: "/fail" })).status).toBe(503);
+
+    await eventually("the controller's window holds every request", () =>
+      expect(ctl.stats.summaries()).toEqual([
+        {
+          backendId: "shop/fail:80",
+          requests: 5,
+          failures: 5,
+          p50Ms: expect.any(Number),
+          p99Ms: expect.any(Number),
+        },
+        {
+          backendId: "shop/web:80",
+          requests: 20,
+          failures: 0,
+          p50Ms: expect.any(Number),
+          p99Ms: expect.any(Number),
+        },
+      ]),
+    );
+    // Later reports are deltas: more requests add up, nothing is counted twice.
+    for (let i = 0; i < 10; i++) await request(port, { path: "/" });
+    await eventually("deltas add up", () => expect(ctl.stats.summary("shop/web:80").requests).toBe(30));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(ctl.stats.summary("shop/web:80").requests).toBe(30);
   });
 });

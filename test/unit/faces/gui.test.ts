@@ -1,3 +1,5 @@
+import http from "node:http";
+import type net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { GUI_DIR, startGui } from "../../faces/servers/gui-server.ts";
 import { freePort } from "../../support/free-port.ts";
@@ -59,6 +61,33 @@ describe("faces-gui", () => {
     expect(ok.status).toBe(200);
     expect(JSON.parse(ok.body)).toEqual({ smiley: "&#x1F603;", color: "#66CCEE" });
     expect(face.seen[1]?.headers["x-faces-user"]).toBeUndefined();
+  });
+
+  it("sends a request again once when face closed the idle keep-alive connection under it", async () => {
+    // a face that drops the second request of every connection without answering
+    const seen: string[] = [];
+    const face = http.createServer((req, res) => {
+      const socket = req.socket as net.Socket & { served?: number };
+      socket.served = (socket.served ?? 0) + 1;
+      seen.push(`${req.url} #${socket.served}`);
+      if (socket.served === 2) {
+        socket.destroy();
+        return;
+      }
+      res.writeHead(200, { "content-type": "application/json" }).end('{"ok":true}');
+    });
+    await new Promise<void>((done) => face.listen(0, "127.0.0.1", done));
+    cleanup.push(
+      () =>
+        new Promise((done) => {
+          face.close(() => done());
+          face.closeAllConnections();
+        }),
+    );
+    const base = await gui(`127.0.0.1:${(face.address() as net.AddressInfo).port}`);
+    expect((await get(`${base}/face/center/?row=1&col=1`)).status).toBe(200);
+    expect((await get(`${base}/face/center/?row=1&col=2`)).status).toBe(200);
+    expect(seen).toEqual(["/center/?row=1&col=1 #1", "/center/?row=1&col=2 #2", "/center/?row=1&col=2 #1"]);
   });
 
   it("answers 502 when face cannot be reached", async () => {

@@ -1,10 +1,13 @@
 #!/usr/bin/env node
 // trellis: the user's command line. `trellis tables` shows what the controller
 // compiled for each node, in the same readable form as the golden files;
-// `trellis explain` which route, rule and backends would serve one request.
-// Both ask the controller's admin endpoint (--controller).
+// `trellis explain` which route, rule and backends would serve one request;
+// `trellis status` each node's table version and last NACK; `trellis backends`
+// the per-backend traffic the agents report. All ask the controller's admin
+// endpoint (--controller).
 import { Command, Option } from "commander";
 import type { AgentStatusRow } from "../distribute/agent-status.ts";
+import type { BackendStatsReport, LatencyBound } from "../distribute/backend-stats-window.ts";
 
 const program = new Command("trellis").description("Trellis service mesh command line");
 
@@ -130,19 +133,61 @@ program
           : "-",
       ]);
     }
-    const widths = lines[0]!.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
-    process.stdout.write(
-      `${lines
-        .map((l) =>
-          l
-            .map((c, i) => c.padEnd(widths[i]!))
-            .join("  ")
-            .trimEnd(),
-        )
-        .join("\n")}\n`,
-    );
+    process.stdout.write(`${formatTable(lines)}\n`);
     // Non-zero when any node is not serving the desired table, so scripts can wait on it.
     if (rows.some((r) => r.desired !== r.applied)) process.exitCode = 3;
   });
+
+program
+  .command("backends")
+  .description(
+    "per backend: requests, failures and latency over the last minute, summed from every agent's reports",
+  )
+  .addOption(
+    new Option("--controller <url>", "controller admin URL")
+      .env("TRELLIS_CONTROLLER")
+      .default("http://127.0.0.1:9090"),
+  )
+  .addOption(new Option("-o, --output <format>", "table or json").choices(["table", "json"]).default("table"))
+  .action(async (o: { controller: string; output: string }) => {
+    if (o.output === "json") return show(o.controller, "/debug/backends");
+    const res = await fetch(new URL("/debug/backends", o.controller), {
+      signal: AbortSignal.timeout(5000),
+    }).catch((err: unknown) => err);
+    if (!(res instanceof Response) || !res.ok) {
+      process.stderr.write(
+        `cannot read backend stats from ${o.controller}; set --controller or TRELLIS_CONTROLLER\n`,
+      );
+      process.exitCode = 1;
+      return;
+    }
+    const report = (await res.json()) as BackendStatsReport;
+    const latency = (b: LatencyBound) => (b === null ? "-" : b === "+Inf" ? "slower" : `≤${b}ms`);
+    const lines = [["BACKEND", "REQUESTS", "FAILURES", "ERROR RATE", "P50", "P99"]];
+    for (const b of report.backends) {
+      lines.push([
+        b.backendId,
+        String(b.requests),
+        String(b.failures),
+        `${(b.errorRate * 100).toFixed(1)}%`,
+        latency(b.p50Ms),
+        latency(b.p99Ms),
+      ]);
+    }
+    process.stdout.write(`${formatTable(lines)}\n`);
+    process.stdout.write(`(last ${Math.round(report.windowMs / 1000)}s of agent reports)\n`);
+  });
+
+function formatTable(lines: string[][]): string {
+  const widths = lines[0]!.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
+  return lines
+    .map((l) =>
+      l
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}
 
 await program.parseAsync();

@@ -1,34 +1,50 @@
 // Starts the controller's agent channel: CA from its Secret (created on first
 // start), a server certificate for the names agents dial, the gRPC server with
 // the AgentStream service, and TokenReview-backed authentication.
+// serveAgentChannel is the same server without the Kubernetes parts (CA given,
+// authentication injected), for benchmarks and tests of the channel itself.
 import * as grpc from "@grpc/grpc-js";
 import type { KubeConfig } from "@kubernetes/client-node";
-import { AgentStreamService, type NodeTable, type TableVersion } from "@trellis/api";
+import type { NodeTable, TableVersion } from "@trellis/api";
 import type { Logger } from "pino";
 import { makeAgentAuthenticator } from "../kube/agent-authenticator.ts";
 import { loadOrCreateCA, publishCABundle } from "../kube/ca-secret.ts";
 import { AgentRegistry } from "./agent-registry.ts";
-import { AGENT_CHANNEL_OPTIONS, AgentStreamHub, type AuthenticateAgent } from "./agent-stream-hub.ts";
+import {
+  AGENT_CHANNEL_OPTIONS,
+  AGENT_STREAM_SERVICE,
+  AgentStreamHub,
+  type AuthenticateAgent,
+} from "./agent-stream-hub.ts";
 import { BackendStatsWindow } from "./backend-stats-window.ts";
-import { issueServerCert } from "./channel-pki.ts";
+import { issueServerCert, type PemPair } from "./channel-pki.ts";
 
-export interface AgentChannelOptions {
-  kc: KubeConfig;
+interface ChannelCommonOptions {
   log: Logger;
   /** host:port to serve agents on. */
   address: string;
-  namespace: string;
-  caSecret: string;
-  caBundleConfigMap: string;
   /** Names and IPs agents may dial; all go into the server certificate. */
   serverNames: readonly string[];
-  agentServiceAccounts: readonly string[];
   currentTable: (node: string) => NodeTable | undefined;
   onNack?: (node: string, version: TableVersion, reason: string) => void;
   onAck?: (node: string, version: TableVersion) => void;
+  statsWindowMs?: number;
+}
+
+export interface AgentChannelOptions extends ChannelCommonOptions {
+  kc: KubeConfig;
+  namespace: string;
+  caSecret: string;
+  caBundleConfigMap: string;
+  agentServiceAccounts: readonly string[];
   /** Replaces TokenReview (tests of the channel itself). */
   authenticate?: AuthenticateAgent;
-  statsWindowMs?: number;
+}
+
+export interface AgentChannelServerOptions extends ChannelCommonOptions {
+  /** The CA that signs the server certificate (agents pin it). */
+  ca: PemPair;
+  authenticate: AuthenticateAgent;
 }
 
 export interface AgentChannel {
@@ -45,7 +61,17 @@ const isIP = (s: string) => /^\d+\.\d+\.\d+\.\d+$/.test(s) || s.includes(":");
 export async function startAgentChannel(o: AgentChannelOptions): Promise<AgentChannel> {
   const ca = await loadOrCreateCA(o.kc, o.namespace, o.caSecret);
   await publishCABundle(o.kc, o.namespace, o.caBundleConfigMap, ca.certPem);
-  const cert = await issueServerCert(ca, {
+  return serveAgentChannel({
+    ...o,
+    ca,
+    authenticate:
+      o.authenticate ?? makeAgentAuthenticator(o.kc, { agentServiceAccounts: o.agentServiceAccounts }),
+  });
+}
+
+/** The agent channel's gRPC server with a given CA and authentication; no Kubernetes API involved. */
+export async function serveAgentChannel(o: AgentChannelServerOptions): Promise<AgentChannel> {
+  const cert = await issueServerCert(o.ca, {
     dns: o.serverNames.filter((n) => !isIP(n)),
     ips: o.serverNames.filter(isIP),
   });
@@ -56,13 +82,12 @@ export async function startAgentChannel(o: AgentChannelOptions): Promise<AgentCh
     registry,
     stats,
     currentTable: o.currentTable,
-    authenticate:
-      o.authenticate ?? makeAgentAuthenticator(o.kc, { agentServiceAccounts: o.agentServiceAccounts }),
+    authenticate: o.authenticate,
     ...(o.onNack ? { onNack: o.onNack } : {}),
     ...(o.onAck ? { onAck: o.onAck } : {}),
   });
   const server = new grpc.Server(AGENT_CHANNEL_OPTIONS);
-  server.addService(AgentStreamService, hub.service());
+  server.addService(AGENT_STREAM_SERVICE, hub.service());
   const creds = grpc.ServerCredentials.createSsl(null, [
     { private_key: Buffer.from(cert.keyPem), cert_chain: Buffer.from(cert.certPem) },
   ]);
@@ -75,7 +100,7 @@ export async function startAgentChannel(o: AgentChannelOptions): Promise<AgentCh
     registry,
     stats,
     port,
-    caPem: ca.certPem,
+    caPem: o.ca.certPem,
     stop: async () => {
       // Agents reconnect (to another replica or to this one restarted); no need to drain.
       server.forceShutdown();

@@ -2,16 +2,18 @@
 // stream, checks the agent asks only for its own node, sends that node's
 // table and every later version, and records ACK / NACK / stats.
 import * as grpc from "@grpc/grpc-js";
-import type {
-  AgentMessage,
-  AgentStreamServer,
+import {
+  type AgentMessage,
+  type AgentStreamServer,
+  AgentStreamService,
   ControllerMessage,
-  NodeTable,
-  TableVersion,
+  type NodeTable,
+  type TableVersion,
 } from "@trellis/api";
 import type { Logger } from "pino";
 import { type AgentRegistry, sameVersion } from "./agent-registry.ts";
 import type { BackendStatsWindow } from "./backend-stats-window.ts";
+import { encodeTableUpdateMessage } from "./table-bytes.ts";
 
 export interface AgentIdentity {
   node: string;
@@ -192,4 +194,19 @@ export const AGENT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.http2.min_ping_interval_without_data_ms": 5_000,
   "grpc.max_send_message_length": 64 * 1024 * 1024,
   "grpc.max_receive_message_length": 64 * 1024 * 1024,
+};
+
+/**
+ * The AgentStream service definition the controller serves: the generated one,
+ * with table updates encoded from the tables' cached parts (same bytes).
+ */
+export const AGENT_STREAM_SERVICE: typeof AgentStreamService = {
+  ...AgentStreamService,
+  connect: {
+    ...AgentStreamService.connect,
+    responseSerialize: (value: ControllerMessage): Buffer =>
+      value.message?.$case === "tableUpdate" && value.message.tableUpdate.table
+        ? encodeTableUpdateMessage(value.message.tableUpdate.table)
+        : Buffer.from(ControllerMessage.encode(value).finish()),
+  },
 };

@@ -15,6 +15,8 @@ export interface BackendSummary {
   backendId: string;
   requests: number;
   failures: number;
+  /** Upper bound (ms) of the bucket holding the median; Infinity when in the overflow bucket. */
+  p50Ms: number | undefined;
   /** Upper bound (ms) of the bucket holding the 99th percentile; Infinity when in the overflow bucket. */
   p99Ms: number | undefined;
 }
@@ -59,20 +61,19 @@ export class BackendStatsWindow {
         });
       }
     }
-    const total = counts.reduce((a, b) => a + b, 0);
-    let p99Ms: number | undefined;
-    if (total > 0) {
-      const target = Math.ceil(total * 0.99);
-      let seen = 0;
-      for (let i = 0; i < counts.length; i++) {
-        seen += counts[i]!;
-        if (seen >= target) {
-          p99Ms = i < bounds.length ? bounds[i]! : Number.POSITIVE_INFINITY;
-          break;
-        }
-      }
-    }
-    return { backendId, requests, failures, p99Ms };
+    return {
+      backendId,
+      requests,
+      failures,
+      p50Ms: quantile(bounds, counts, 0.5),
+      p99Ms: quantile(bounds, counts, 0.99),
+    };
+  }
+
+  /** Every backend with traffic in the window, by id. */
+  summaries(now = Date.now()): BackendSummary[] {
+    this.#prune(now);
+    return [...this.#samples.keys()].sort().map((id) => this.summary(id, now));
   }
 
   #prune(now: number): void {
@@ -82,4 +83,56 @@ export class BackendStatsWindow {
       else this.#samples.delete(id);
     }
   }
+}
+
+/** Upper bound of the bucket holding quantile q of the counts; Infinity for the overflow bucket. */
+function quantile(bounds: readonly number[], counts: readonly number[], q: number): number | undefined {
+  const total = counts.reduce((a, b) => a + b, 0);
+  if (total === 0) return undefined;
+  const target = Math.ceil(total * q);
+  let seen = 0;
+  for (let i = 0; i < counts.length; i++) {
+    seen += counts[i]!;
+    if (seen >= target) return i < bounds.length ? bounds[i]! : Number.POSITIVE_INFINITY;
+  }
+  return Number.POSITIVE_INFINITY;
+}
+
+/** A latency bound as JSON can carry it: "+Inf" for the overflow bucket, null without data. */
+export type LatencyBound = number | "+Inf" | null;
+
+export interface BackendStatsRow {
+  backendId: string;
+  requests: number;
+  failures: number;
+  /** failures / requests, 0 without requests. */
+  errorRate: number;
+  /** Upper bound (ms) of the latency bucket holding the median. */
+  p50Ms: LatencyBound;
+  /** Upper bound (ms) of the latency bucket holding the 99th percentile. */
+  p99Ms: LatencyBound;
+}
+
+export interface BackendStatsReport {
+  /** How far back the window reaches. */
+  windowMs: number;
+  backends: BackendStatsRow[];
+}
+
+const bound = (v: number | undefined): LatencyBound =>
+  v === undefined ? null : Number.isFinite(v) ? v : "+Inf";
+
+/** The window as the admin endpoint serves it (/debug/backends, `trellis backends`). */
+export function backendStatsReport(window: BackendStatsWindow | undefined, now: number): BackendStatsReport {
+  return {
+    windowMs: window?.windowMs ?? 0,
+    backends: (window?.summaries(now) ?? []).map((s) => ({
+      backendId: s.backendId,
+      requests: s.requests,
+      failures: s.failures,
+      errorRate: s.requests > 0 ? s.failures / s.requests : 0,
+      p50Ms: bound(s.p50Ms),
+      p99Ms: bound(s.p99Ms),
+    })),
+  };
 }

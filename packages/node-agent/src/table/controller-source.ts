@@ -35,6 +35,7 @@ export interface ControllerSourceOptions {
   log: Logger;
   backoffInitialMs?: number;
   backoffMaxMs?: number;
+  /** How often to send BackendStats (default 5000; 0 = never). */
   statsIntervalMs?: number;
   /** Per-backend counters since the last call; undefined when there is nothing to report. */
   takeStats?: () => BackendStats | undefined;
@@ -68,8 +69,11 @@ export class ControllerTableSource implements TableSource {
     this.#sink = sink;
     await this.#applyPersisted();
     this.#connect();
-    if (this.#o.takeStats)
-      this.#statsTimer = setInterval(() => this.#sendStats(), this.#o.statsIntervalMs ?? 5000);
+    const every = this.#o.statsIntervalMs ?? 5000;
+    if (this.#o.takeStats && every > 0) {
+      this.#statsTimer = setInterval(() => this.#sendStats(), every);
+      this.#statsTimer.unref();
+    }
   }
 
   async stop(): Promise<void> {
@@ -235,6 +239,8 @@ export class ControllerTableSource implements TableSource {
   }
 
   #sendStats(): void {
+    // Taken even without a stream: the controller's window is about now, so
+    // counts of a disconnected stretch are dropped rather than sent late.
     const stats = this.#o.takeStats?.();
     if (stats && stats.backends.length > 0)
       this.#send({ message: { $case: "backendStats", backendStats: stats } });
