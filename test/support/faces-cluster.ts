@@ -12,30 +12,22 @@ export const FACES_APP_DIR = join(TRELLIS_ROOT, "examples/faces/app");
 export const FACES_ROUTES_DIR = join(TRELLIS_ROOT, "examples/faces/routes");
 export const GUI_HOST_PORT = 30080;
 
-/** Smiley names by the HTML entity the smiley workload returns. */
-export const SMILEYS: Readonly<Record<string, string>> = {
-  "&#x1F603;": "Grinning",
-  "&#x1F60D;": "HeartEyes",
-  "&#x1F644;": "RollingEyes",
-  "&#x1F634;": "Sleeping",
-  "&#x1F92C;": "Cursing",
-};
-export const COLORS: Readonly<Record<string, string>> = {
-  "#66CCEE": "blue",
-  "#228833": "green",
-  "#4477AA": "darkblue",
-  "#BBBBBB": "grey",
-  "#EE6677": "red",
-  "#AA3377": "purple",
-  "#CCBB44": "yellow",
-};
-
 export interface Cell {
   status: number;
+  /** Smiley name: Grinning, HeartEyes, RollingEyes, Sleeping, Cursing. */
   smiley: string;
+  /** Colour name: blue, green, darkblue, grey, … */
   color: string;
-  route?: string;
-  backend?: string;
+  /** The mesh's route and backend for the smiley call (agents run with --debug-headers). */
+  smileyRoute?: string;
+  smileyBackend?: string;
+}
+
+/** Face's JSON answer (test/faces/lib/face-cell.ts), the parts tests read. */
+interface FaceAnswer {
+  smileyName?: string;
+  colorName?: string;
+  served?: { smiley?: { route?: string; backend?: string } };
 }
 
 export function faceDeployments(): string[] {
@@ -106,13 +98,13 @@ export async function fetchCell(
   });
   const text = await res.text();
   if (res.status !== 200) return { status: res.status, smiley: "", color: "" };
-  const body = JSON.parse(text) as { smiley?: string; color?: string };
+  const body = JSON.parse(text) as FaceAnswer;
   return {
     status: res.status,
-    smiley: SMILEYS[body.smiley ?? ""] ?? body.smiley ?? "",
-    color: COLORS[(body.color ?? "").toUpperCase()] ?? body.color ?? "",
-    route: res.headers.get("x-faces-smiley-route") ?? undefined,
-    backend: res.headers.get("x-faces-smiley-backend") ?? undefined,
+    smiley: body.smileyName ?? "",
+    color: body.colorName ?? "",
+    smileyRoute: body.served?.smiley?.route,
+    smileyBackend: body.served?.smiley?.backend,
   };
 }
 

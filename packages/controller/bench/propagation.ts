@@ -178,7 +178,12 @@ interface ChangeSample {
  */
 function deltaEstimate(prev: NodeTable, next: NodeTable): number {
   let bytes = 32; // version, base version, framing
-  const diff = <T extends object>(a: readonly T[], b: readonly T[], size: (x: T) => number, key: (x: T) => number) => {
+  const diff = <T extends object>(
+    a: readonly T[],
+    b: readonly T[],
+    size: (x: T) => number,
+    key: (x: T) => number,
+  ) => {
     const before = new Set(a);
     const after = new Set(b);
     for (const x of b) if (!before.has(x)) bytes += size(x) + 4;
@@ -333,7 +338,8 @@ async function controllerProcess(): Promise<void> {
   for (let i = 0; i < 5; i++) NodeTable.decode(encoded);
   const decodeMs = (performance.now() - t) / 5;
   t = performance.now();
-  for (let i = 0; i < 5; i++) AgentMessage.encode({ message: { $case: "ack", ack: { version: sample.version } } });
+  for (let i = 0; i < 5; i++)
+    AgentMessage.encode({ message: { $case: "ack", ack: { version: sample.version } } });
   const tableBytes = nodes.map((n) => encodeNodeTable(versions.get(n)!.table).length);
 
   const result = {
@@ -399,9 +405,12 @@ type Summary = {
 
 function markdown(r: Result): string {
   const ms = (x: number) => `${x.toFixed(1)} ms`;
-  const kb = (x: number) => (x >= 1024 * 1024 ? `${(x / 2 ** 20).toFixed(2)} MB` : `${(x / 1024).toFixed(1)} KB`);
+  const kb = (x: number) =>
+    x >= 1024 * 1024 ? `${(x / 2 ** 20).toFixed(2)} MB` : `${(x / 1024).toFixed(1)} KB`;
   const verdict = (p99: number) =>
-    p99 < TARGET_P99_MS ? "met" : `missed by ${ms(p99 - TARGET_P99_MS)} (${(p99 / TARGET_P99_MS).toFixed(1)}×)`;
+    p99 < TARGET_P99_MS
+      ? "met"
+      : `missed by ${ms(p99 - TARGET_P99_MS)} (${(p99 / TARGET_P99_MS).toFixed(1)}×)`;
   const row = (name: string, s: Summary) =>
     `| ${name} | ${ms(s.propagationMs.p50)} | **${ms(s.propagationMs.p99)}** | ${verdict(s.propagationMs.p99)} | ${ms(s.recomputeMs.p50)} | ${ms(s.controllerCpuMsPerChange)} | ${s.agentsPerChange.toFixed(1)} | ${kb(s.bytesPerAgentPerChange)} | ${kb(s.bytesPerChangeAllAgents)} | ${kb(s.deltaEstimateBytesPerAgent.mean)} |`;
   return `# Propagation benchmark

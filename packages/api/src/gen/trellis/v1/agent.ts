@@ -17,7 +17,7 @@ import {
   type Metadata,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { NodeTable, TableVersion } from "./node_table.ts";
+import { AgentSettings, Backend, LocalPod, NodeTable, Service, TableVersion } from "./node_table.ts";
 
 export interface AgentMessage {
   message?: { $case: "hello"; hello: Hello } | { $case: "ack"; ack: Ack } | { $case: "nack"; nack: Nack } | {
@@ -27,7 +27,10 @@ export interface AgentMessage {
 }
 
 export interface ControllerMessage {
-  message?: { $case: "tableUpdate"; tableUpdate: TableUpdate } | undefined;
+  message?:
+    | { $case: "tableUpdate"; tableUpdate: TableUpdate }
+    | { $case: "tableDelta"; tableDelta: TableDelta }
+    | undefined;
 }
 
 export interface Hello {
@@ -43,6 +46,53 @@ export interface Hello {
 /** The complete table for the agent's node. */
 export interface TableUpdate {
   table?: NodeTable | undefined;
+}
+
+/**
+ * A new version as edits to the table of the previous TableUpdate or
+ * TableDelta on the same stream (whose version is `base`). Each list of the
+ * new table is rebuilt, in order, from runs copied out of the base table's
+ * list and entries inserted between them, so the result is exactly the table
+ * a TableUpdate of this version would carry. The first table on a stream is
+ * always a TableUpdate, unless the agent's Hello named the current version
+ * (then that version is the base). An agent whose last received table is not
+ * `base` must not apply the delta: it reconnects, and the new stream starts
+ * with a full table.
+ */
+export interface TableDelta {
+  base?: TableVersion | undefined;
+  version?:
+    | TableVersion
+    | undefined;
+  /** The new table's settings (small, always sent). */
+  settings?: AgentSettings | undefined;
+  services: ServiceEdit[];
+  backends: BackendEdit[];
+  localPods: LocalPodEdit[];
+  /** The new list; absent when it is the base table's. */
+  capturedNamespaces?: NamespaceList | undefined;
+}
+
+/** `count` entries of the base table's list, starting at index `from`. */
+export interface Copy {
+  from: number;
+  count: number;
+}
+
+export interface ServiceEdit {
+  edit?: { $case: "copy"; copy: Copy } | { $case: "insert"; insert: Service } | undefined;
+}
+
+export interface BackendEdit {
+  edit?: { $case: "copy"; copy: Copy } | { $case: "insert"; insert: Backend } | undefined;
+}
+
+export interface LocalPodEdit {
+  edit?: { $case: "copy"; copy: Copy } | { $case: "insert"; insert: LocalPod } | undefined;
+}
+
+export interface NamespaceList {
+  names: string[];
 }
 
 export interface Ack {
@@ -243,6 +293,9 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
       case "tableUpdate":
         TableUpdate.encode(message.message.tableUpdate, writer.uint32(10).fork()).join();
         break;
+      case "tableDelta":
+        TableDelta.encode(message.message.tableDelta, writer.uint32(18).fork()).join();
+        break;
     }
     return writer;
   },
@@ -268,6 +321,14 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
             message.message = { $case: "tableUpdate", tableUpdate: TableUpdate.decode(reader, reader.uint32()) };
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = { $case: "tableDelta", tableDelta: TableDelta.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -286,6 +347,10 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
         ? { $case: "tableUpdate", tableUpdate: TableUpdate.fromJSON(object.tableUpdate) }
         : isSet(object.table_update)
         ? { $case: "tableUpdate", tableUpdate: TableUpdate.fromJSON(object.table_update) }
+        : isSet(object.tableDelta)
+        ? { $case: "tableDelta", tableDelta: TableDelta.fromJSON(object.tableDelta) }
+        : isSet(object.table_delta)
+        ? { $case: "tableDelta", tableDelta: TableDelta.fromJSON(object.table_delta) }
         : undefined,
     };
   },
@@ -294,6 +359,8 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
     const obj: any = {};
     if (message.message?.$case === "tableUpdate") {
       obj.tableUpdate = TableUpdate.toJSON(message.message.tableUpdate);
+    } else if (message.message?.$case === "tableDelta") {
+      obj.tableDelta = TableDelta.toJSON(message.message.tableDelta);
     }
     return obj;
   },
@@ -307,6 +374,12 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
       case "tableUpdate": {
         if (object.message?.tableUpdate !== undefined && object.message?.tableUpdate !== null) {
           message.message = { $case: "tableUpdate", tableUpdate: TableUpdate.fromPartial(object.message.tableUpdate) };
+        }
+        break;
+      }
+      case "tableDelta": {
+        if (object.message?.tableDelta !== undefined && object.message?.tableDelta !== null) {
+          message.message = { $case: "tableDelta", tableDelta: TableDelta.fromPartial(object.message.tableDelta) };
         }
         break;
       }
@@ -491,6 +564,654 @@ export const TableUpdate: MessageFns<TableUpdate> = {
     message.table = (object.table !== undefined && object.table !== null)
       ? NodeTable.fromPartial(object.table)
       : undefined;
+    return message;
+  },
+};
+
+function createBaseTableDelta(): TableDelta {
+  return {
+    base: undefined,
+    version: undefined,
+    settings: undefined,
+    services: [],
+    backends: [],
+    localPods: [],
+    capturedNamespaces: undefined,
+  };
+}
+
+export const TableDelta: MessageFns<TableDelta> = {
+  encode(message: TableDelta, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.base !== undefined) {
+      TableVersion.encode(message.base, writer.uint32(10).fork()).join();
+    }
+    if (message.version !== undefined) {
+      TableVersion.encode(message.version, writer.uint32(18).fork()).join();
+    }
+    if (message.settings !== undefined) {
+      AgentSettings.encode(message.settings, writer.uint32(26).fork()).join();
+    }
+    for (const v of message.services) {
+      ServiceEdit.encode(v!, writer.uint32(34).fork()).join();
+    }
+    for (const v of message.backends) {
+      BackendEdit.encode(v!, writer.uint32(42).fork()).join();
+    }
+    for (const v of message.localPods) {
+      LocalPodEdit.encode(v!, writer.uint32(50).fork()).join();
+    }
+    if (message.capturedNamespaces !== undefined) {
+      NamespaceList.encode(message.capturedNamespaces, writer.uint32(58).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TableDelta {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTableDelta();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.base = TableVersion.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.version = TableVersion.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.settings = AgentSettings.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.services.push(ServiceEdit.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.backends.push(BackendEdit.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.localPods.push(LocalPodEdit.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.capturedNamespaces = NamespaceList.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TableDelta {
+    return {
+      base: isSet(object.base) ? TableVersion.fromJSON(object.base) : undefined,
+      version: isSet(object.version) ? TableVersion.fromJSON(object.version) : undefined,
+      settings: isSet(object.settings) ? AgentSettings.fromJSON(object.settings) : undefined,
+      services: globalThis.Array.isArray(object?.services)
+        ? object.services.map((e: any) => ServiceEdit.fromJSON(e))
+        : [],
+      backends: globalThis.Array.isArray(object?.backends)
+        ? object.backends.map((e: any) => BackendEdit.fromJSON(e))
+        : [],
+      localPods: globalThis.Array.isArray(object?.localPods)
+        ? object.localPods.map((e: any) => LocalPodEdit.fromJSON(e))
+        : globalThis.Array.isArray(object?.local_pods)
+        ? object.local_pods.map((e: any) => LocalPodEdit.fromJSON(e))
+        : [],
+      capturedNamespaces: isSet(object.capturedNamespaces)
+        ? NamespaceList.fromJSON(object.capturedNamespaces)
+        : isSet(object.captured_namespaces)
+        ? NamespaceList.fromJSON(object.captured_namespaces)
+        : undefined,
+    };
+  },
+
+  toJSON(message: TableDelta): unknown {
+    const obj: any = {};
+    if (message.base !== undefined) {
+      obj.base = TableVersion.toJSON(message.base);
+    }
+    if (message.version !== undefined) {
+      obj.version = TableVersion.toJSON(message.version);
+    }
+    if (message.settings !== undefined) {
+      obj.settings = AgentSettings.toJSON(message.settings);
+    }
+    if (message.services?.length) {
+      obj.services = message.services.map((e) => ServiceEdit.toJSON(e));
+    }
+    if (message.backends?.length) {
+      obj.backends = message.backends.map((e) => BackendEdit.toJSON(e));
+    }
+    if (message.localPods?.length) {
+      obj.localPods = message.localPods.map((e) => LocalPodEdit.toJSON(e));
+    }
+    if (message.capturedNamespaces !== undefined) {
+      obj.capturedNamespaces = NamespaceList.toJSON(message.capturedNamespaces);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TableDelta>): TableDelta {
+    return TableDelta.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TableDelta>): TableDelta {
+    const message = createBaseTableDelta();
+    message.base = (object.base !== undefined && object.base !== null)
+      ? TableVersion.fromPartial(object.base)
+      : undefined;
+    message.version = (object.version !== undefined && object.version !== null)
+      ? TableVersion.fromPartial(object.version)
+      : undefined;
+    message.settings = (object.settings !== undefined && object.settings !== null)
+      ? AgentSettings.fromPartial(object.settings)
+      : undefined;
+    message.services = object.services?.map((e) => ServiceEdit.fromPartial(e)) || [];
+    message.backends = object.backends?.map((e) => BackendEdit.fromPartial(e)) || [];
+    message.localPods = object.localPods?.map((e) => LocalPodEdit.fromPartial(e)) || [];
+    message.capturedNamespaces = (object.capturedNamespaces !== undefined && object.capturedNamespaces !== null)
+      ? NamespaceList.fromPartial(object.capturedNamespaces)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseCopy(): Copy {
+  return { from: 0, count: 0 };
+}
+
+export const Copy: MessageFns<Copy> = {
+  encode(message: Copy, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.from !== 0) {
+      writer.uint32(8).uint32(message.from);
+    }
+    if (message.count !== 0) {
+      writer.uint32(16).uint32(message.count);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Copy {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCopy();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.from = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.count = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Copy {
+    return {
+      from: isSet(object.from) ? globalThis.Number(object.from) : 0,
+      count: isSet(object.count) ? globalThis.Number(object.count) : 0,
+    };
+  },
+
+  toJSON(message: Copy): unknown {
+    const obj: any = {};
+    if (message.from !== 0) {
+      obj.from = Math.round(message.from);
+    }
+    if (message.count !== 0) {
+      obj.count = Math.round(message.count);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Copy>): Copy {
+    return Copy.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Copy>): Copy {
+    const message = createBaseCopy();
+    message.from = object.from ?? 0;
+    message.count = object.count ?? 0;
+    return message;
+  },
+};
+
+function createBaseServiceEdit(): ServiceEdit {
+  return { edit: undefined };
+}
+
+export const ServiceEdit: MessageFns<ServiceEdit> = {
+  encode(message: ServiceEdit, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.edit?.$case) {
+      case "copy":
+        Copy.encode(message.edit.copy, writer.uint32(10).fork()).join();
+        break;
+      case "insert":
+        Service.encode(message.edit.insert, writer.uint32(18).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ServiceEdit {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseServiceEdit();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.edit = { $case: "copy", copy: Copy.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.edit = { $case: "insert", insert: Service.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ServiceEdit {
+    return {
+      edit: isSet(object.copy)
+        ? { $case: "copy", copy: Copy.fromJSON(object.copy) }
+        : isSet(object.insert)
+        ? { $case: "insert", insert: Service.fromJSON(object.insert) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: ServiceEdit): unknown {
+    const obj: any = {};
+    if (message.edit?.$case === "copy") {
+      obj.copy = Copy.toJSON(message.edit.copy);
+    } else if (message.edit?.$case === "insert") {
+      obj.insert = Service.toJSON(message.edit.insert);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ServiceEdit>): ServiceEdit {
+    return ServiceEdit.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ServiceEdit>): ServiceEdit {
+    const message = createBaseServiceEdit();
+    switch (object.edit?.$case) {
+      case "copy": {
+        if (object.edit?.copy !== undefined && object.edit?.copy !== null) {
+          message.edit = { $case: "copy", copy: Copy.fromPartial(object.edit.copy) };
+        }
+        break;
+      }
+      case "insert": {
+        if (object.edit?.insert !== undefined && object.edit?.insert !== null) {
+          message.edit = { $case: "insert", insert: Service.fromPartial(object.edit.insert) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseBackendEdit(): BackendEdit {
+  return { edit: undefined };
+}
+
+export const BackendEdit: MessageFns<BackendEdit> = {
+  encode(message: BackendEdit, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.edit?.$case) {
+      case "copy":
+        Copy.encode(message.edit.copy, writer.uint32(10).fork()).join();
+        break;
+      case "insert":
+        Backend.encode(message.edit.insert, writer.uint32(18).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BackendEdit {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBackendEdit();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.edit = { $case: "copy", copy: Copy.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.edit = { $case: "insert", insert: Backend.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BackendEdit {
+    return {
+      edit: isSet(object.copy)
+        ? { $case: "copy", copy: Copy.fromJSON(object.copy) }
+        : isSet(object.insert)
+        ? { $case: "insert", insert: Backend.fromJSON(object.insert) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: BackendEdit): unknown {
+    const obj: any = {};
+    if (message.edit?.$case === "copy") {
+      obj.copy = Copy.toJSON(message.edit.copy);
+    } else if (message.edit?.$case === "insert") {
+      obj.insert = Backend.toJSON(message.edit.insert);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BackendEdit>): BackendEdit {
+    return BackendEdit.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BackendEdit>): BackendEdit {
+    const message = createBaseBackendEdit();
+    switch (object.edit?.$case) {
+      case "copy": {
+        if (object.edit?.copy !== undefined && object.edit?.copy !== null) {
+          message.edit = { $case: "copy", copy: Copy.fromPartial(object.edit.copy) };
+        }
+        break;
+      }
+      case "insert": {
+        if (object.edit?.insert !== undefined && object.edit?.insert !== null) {
+          message.edit = { $case: "insert", insert: Backend.fromPartial(object.edit.insert) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseLocalPodEdit(): LocalPodEdit {
+  return { edit: undefined };
+}
+
+export const LocalPodEdit: MessageFns<LocalPodEdit> = {
+  encode(message: LocalPodEdit, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.edit?.$case) {
+      case "copy":
+        Copy.encode(message.edit.copy, writer.uint32(10).fork()).join();
+        break;
+      case "insert":
+        LocalPod.encode(message.edit.insert, writer.uint32(18).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LocalPodEdit {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLocalPodEdit();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.edit = { $case: "copy", copy: Copy.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.edit = { $case: "insert", insert: LocalPod.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LocalPodEdit {
+    return {
+      edit: isSet(object.copy)
+        ? { $case: "copy", copy: Copy.fromJSON(object.copy) }
+        : isSet(object.insert)
+        ? { $case: "insert", insert: LocalPod.fromJSON(object.insert) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: LocalPodEdit): unknown {
+    const obj: any = {};
+    if (message.edit?.$case === "copy") {
+      obj.copy = Copy.toJSON(message.edit.copy);
+    } else if (message.edit?.$case === "insert") {
+      obj.insert = LocalPod.toJSON(message.edit.insert);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LocalPodEdit>): LocalPodEdit {
+    return LocalPodEdit.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LocalPodEdit>): LocalPodEdit {
+    const message = createBaseLocalPodEdit();
+    switch (object.edit?.$case) {
+      case "copy": {
+        if (object.edit?.copy !== undefined && object.edit?.copy !== null) {
+          message.edit = { $case: "copy", copy: Copy.fromPartial(object.edit.copy) };
+        }
+        break;
+      }
+      case "insert": {
+        if (object.edit?.insert !== undefined && object.edit?.insert !== null) {
+          message.edit = { $case: "insert", insert: LocalPod.fromPartial(object.edit.insert) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseNamespaceList(): NamespaceList {
+  return { names: [] };
+}
+
+export const NamespaceList: MessageFns<NamespaceList> = {
+  encode(message: NamespaceList, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.names) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NamespaceList {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNamespaceList();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.names.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NamespaceList {
+    return { names: globalThis.Array.isArray(object?.names) ? object.names.map((e: any) => globalThis.String(e)) : [] };
+  },
+
+  toJSON(message: NamespaceList): unknown {
+    const obj: any = {};
+    if (message.names?.length) {
+      obj.names = message.names;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<NamespaceList>): NamespaceList {
+    return NamespaceList.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<NamespaceList>): NamespaceList {
+    const message = createBaseNamespaceList();
+    message.names = object.names?.map((e) => e) || [];
     return message;
   },
 };
@@ -940,7 +1661,7 @@ export const AgentStreamService = {
   /**
    * One long-lived stream per agent. The agent opens it with Hello; the
    * controller answers with the node's current table and sends every new
-   * version after that. The agent answers each TableUpdate with Ack or Nack
+   * version after that (as a TableDelta against the previous one). The agent answers each TableUpdate with Ack or Nack
    * and sends BackendStats periodically. On Nack or disconnect the agent keeps
    * serving its last good table and reconnects with capped, jittered backoff.
    */
@@ -959,7 +1680,7 @@ export interface AgentStreamServer extends UntypedServiceImplementation {
   /**
    * One long-lived stream per agent. The agent opens it with Hello; the
    * controller answers with the node's current table and sends every new
-   * version after that. The agent answers each TableUpdate with Ack or Nack
+   * version after that (as a TableDelta against the previous one). The agent answers each TableUpdate with Ack or Nack
    * and sends BackendStats periodically. On Nack or disconnect the agent keeps
    * serving its last good table and reconnects with capped, jittered backoff.
    */
@@ -970,7 +1691,7 @@ export interface AgentStreamClient extends Client {
   /**
    * One long-lived stream per agent. The agent opens it with Hello; the
    * controller answers with the node's current table and sends every new
-   * version after that. The agent answers each TableUpdate with Ack or Nack
+   * version after that (as a TableDelta against the previous one). The agent answers each TableUpdate with Ack or Nack
    * and sends BackendStats periodically. On Nack or disconnect the agent keeps
    * serving its last good table and reconnects with capped, jittered backoff.
    */
