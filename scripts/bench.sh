@@ -13,3 +13,5 @@ echo "== agent: nftables capture programming (packages/node-agent/bench/results/
 node packages/node-agent/bench/capture.ts
 echo "== cni-shim: CNI ADD latency with the shim vs a no-op plugin (packages/cni-shim/bench/results/)"
 node packages/cni-shim/bench/add-latency.ts
+echo "== controller: table propagation to 100 agents, deltas vs full tables (packages/controller/bench/results/)"
+node packages/controller/bench/propagation.ts

@@ -188,7 +188,8 @@ spec:
       - name: agent
         image: trellis.local/agent
         args: ["--controller", "${UNDERLAY_HOST_IP}:${agentPort}", "--server-name", "${SERVER_NAME}",
-               "--state-dir", "${stateDir}", "--admin-port", "15091", "--log-level", "info"]
+               "--state-dir", "${stateDir}", "--admin-port", "15091", "--log-level", "info",
+               "--stats-interval-ms", "1000"]
         env:
         - { name: NODE_NAME, valueFrom: { fieldRef: { fieldPath: spec.nodeName } } }
         readinessProbe: { httpGet: { path: /healthz, port: 15091 }, periodSeconds: 1 }
@@ -258,7 +259,7 @@ describe("table distribution to node agents", () => {
     for (const r of rows) expect(r.pod).toMatch(new RegExp(`^${ns}/trellis-agent-`));
   });
 
-  it("a route change reaches both agents, both ACK it, and traffic through the agents follows it", async () => {
+  it("a route change reaches both agents, both ACK it, traffic through the agents follows it, and their per-backend counts reach the controller", async () => {
     const clusterIP = kubectl(["get", "service", "-n", ns, "smiley", "-o", "jsonpath={.spec.clusterIP}"]);
     // Before the route, the agent serves the Service's own endpoints (once the
     // table carrying the now-ready endpoints has reached it).
@@ -298,6 +299,23 @@ spec:
       const lport = await listenerPort(n, clusterIP, 80);
       expect((await servedBy(n, lport, 10)).filter((p) => !p.startsWith("smiley2-"))).toEqual([]);
     }
+    // The agents report what they sent to each backend; the controller sums it
+    // (the 20 requests above, and any earlier ones within its one-minute window).
+    const smiley2 = `${ns}/smiley2:80`;
+    await eventually("the agents' counts for smiley2 reach the controller", async () => {
+      const report = (await (await fetch(`${controller!.admin}/debug/backends`)).json()) as {
+        backends: Array<{ backendId: string; requests: number; failures: number }>;
+      };
+      const row = report.backends.find((b) => b.backendId === smiley2);
+      if (!row || row.requests < NODES.length * 10) throw new Error(JSON.stringify(report.backends));
+      expect(row.failures).toBe(0);
+    });
+    const cli = spawnSync(process.execPath, [CLI, "backends", "--controller", controller!.admin], {
+      encoding: "utf8",
+      timeout: 20_000,
+    });
+    expect(cli.status).toBe(0);
+    expect(cli.stdout).toMatch(new RegExp(`^${smiley2}\\s+\\d+\\s+0\\s+0\\.0%`, "m"));
   });
 
   it("refuses another node's token, a token of the wrong audience, and no token", async () => {

@@ -1,4 +1,5 @@
-// Propagation benchmark: `node packages/controller/bench/propagation.ts [--changes N] [--warmup N]`.
+// Propagation benchmark:
+//   node packages/controller/bench/propagation.ts [--changes 100] [--full-changes 10] [--warmup 5]
 //
 // The controller side is what trellis-controller runs: RoutingState and
 // VersionedTables over the synthetic cluster (bench/synthetic-cluster.ts:
@@ -8,17 +9,20 @@
 //
 // The agents are 100 light clients in a second process (the controller keeps
 // its own core, as it would in a cluster): each has its own TLS connection,
-// speaks the real protocol (Hello, then an Ack per TableUpdate, encoded with
-// the generated codecs), but reads only the version from each update instead
-// of decoding and compiling the table; a real agent does that on its own node,
-// in parallel with the others (its cost is reported separately below).
+// speaks the real protocol (Hello, then an Ack per update, encoded with the
+// generated codecs), but reads only the version from each update instead of
+// rebuilding, decoding and compiling the table; a real agent does that on its
+// own node, in parallel with the others (its decode cost is reported below).
 //
-// For each change (a route change, then an EndpointSlice change) the clock
-// runs from RoutingState.apply() of the changed object until the controller
-// has received the ACK of the new version from every agent whose table
-// changed: recompute, versioning, encoding, TLS, transfer and the ACK's way
-// back. The controller's debounce (25 ms by default) comes on top. Bytes are
-// the serialized ControllerMessages the agents received for that change.
+// Two runs, each with a fresh channel and fresh agents: versions sent as
+// deltas (what the controller does), then as full tables (for comparison,
+// fewer changes: each costs seconds). For each change (route changes, then
+// EndpointSlice changes) the clock runs from RoutingState.apply() of the
+// changed object until the controller has received the ACK of the new version
+// from every agent whose table changed: recompute, versioning, delta,
+// encoding, TLS, transfer and the ACK's way back. The controller's debounce
+// (25 ms by default) comes on top. Bytes are the serialized ControllerMessages
+// the agents received for that change.
 // Results: bench/results/propagation.{json,md}.
 import { execFileSync, fork } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
@@ -27,11 +31,11 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
-import { AgentMessage, AgentStreamService, LocalPod, NodeTable, type TableVersion } from "@trellis/api";
+import { type AgentMessage, AgentStreamService, NodeTable, type TableVersion } from "@trellis/api";
 import pino from "pino";
 import { serveAgentChannel } from "../src/distribute/agent-channel.ts";
-import { createCA } from "../src/distribute/channel-pki.ts";
-import { backendBytes, encodeNodeTable, serviceBytes } from "../src/distribute/table-bytes.ts";
+import { createCA, type PemPair } from "../src/distribute/channel-pki.ts";
+import { encodeNodeTable } from "../src/distribute/table-bytes.ts";
 import { VersionedTables } from "../src/distribute/versioned-tables.ts";
 import { RoutingState } from "../src/routing-state.ts";
 import { changedRoute, changedSlice, random, syntheticCluster } from "./synthetic-cluster.ts";
@@ -90,11 +94,12 @@ function child(buf: Buffer, at: number, end: number, field: number): [number, nu
   return undefined;
 }
 
-/** ControllerMessage → table_update → table → version, without decoding the rest. */
+/** The version of a ControllerMessage (table_update → table → version, or table_delta → version), without decoding the rest. */
 function lightDecode(buf: Buffer): Arrival {
   const update = child(buf, 0, buf.length, 1);
   const table = update && child(buf, update[0], update[1], 1);
-  const version = table && child(buf, table[0], table[1], 1);
+  const delta = update ? undefined : child(buf, 0, buf.length, 2);
+  const version = table ? child(buf, table[0], table[1], 1) : delta && child(buf, delta[0], delta[1], 2);
   if (!version) return { version: undefined, bytes: buf.length };
   let epoch = 0;
   let number = 0;
@@ -162,76 +167,66 @@ const mean = (xs: readonly number[]) => (xs.length ? xs.reduce((a, b) => a + b, 
 interface ChangeSample {
   /** RoutingState.apply + VersionedTables.update. */
   recomputeMs: number;
+  /** AgentStreamHub.publish: deltas (or tables) made, encoded and written to every stream. */
+  publishMs: number;
   /** From apply() until the last ACK arrived. */
   totalMs: number;
   cpuMs: number;
   nodes: string[];
   versions: Map<string, number>;
-  /** What a delta against the agent's previous table would carry (estimate), per node. */
-  deltaBytes: number[];
 }
 
-/**
- * Bytes of the parts of `next` that `prev` does not hold (by identity: parts
- * are shared, immutable objects), plus a key per removed part: the size a
- * delta message carrying upserts and removals would have.
- */
-function deltaEstimate(prev: NodeTable, next: NodeTable): number {
-  let bytes = 32; // version, base version, framing
-  const diff = <T extends object>(
-    a: readonly T[],
-    b: readonly T[],
-    size: (x: T) => number,
-    key: (x: T) => number,
-  ) => {
-    const before = new Set(a);
-    const after = new Set(b);
-    for (const x of b) if (!before.has(x)) bytes += size(x) + 4;
-    for (const x of a) if (!after.has(x)) bytes += key(x) + 4;
-  };
-  diff(
-    prev.services,
-    next.services,
-    (s) => serviceBytes(s).length,
-    (s) => s.namespace.length + s.name.length + 1,
-  );
-  diff(
-    prev.backends,
-    next.backends,
-    (b) => backendBytes(b).length,
-    (b) => b.id.length,
-  );
-  diff(
-    prev.localPods,
-    next.localPods,
-    (p) => LocalPod.encode(p).finish().length,
-    (p) => p.namespace.length + p.name.length + 1,
-  );
-  if (prev.settings !== next.settings) bytes += 16;
-  if (prev.capturedNamespaces !== next.capturedNamespaces)
-    bytes += next.capturedNamespaces.reduce((n, s) => n + s.length + 2, 0);
-  return bytes;
+interface Summary {
+  propagationMs: ReturnType<typeof percentiles>;
+  recomputeMs: ReturnType<typeof percentiles>;
+  publishMs: ReturnType<typeof percentiles>;
+  controllerCpuMsPerChange: number;
+  agentsPerChange: number;
+  bytesPerAgentPerChange: number;
+  bytesPerChangeAllAgents: number;
 }
 
-async function controllerProcess(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      changes: { type: "string", default: "100" },
-      warmup: { type: "string", default: "5" },
-    },
-  });
-  const changes = Number(values.changes);
-  const warmup = Number(values.warmup);
+interface ModeResult {
+  encoding: string;
+  initialSyncMs: number;
+  routeChange: Summary;
+  endpointChange: Summary;
+}
 
-  process.stderr.write("building the cluster and the tables…\n");
+/** The controller's state over the synthetic cluster, and the changes the runs feed into it. */
+function controllerState() {
   const cluster = syntheticCluster();
   const state = new RoutingState();
   const versions = new VersionedTables(Date.now());
   state.apply(cluster.objects.map((object) => ({ object })));
   versions.update(state.tables());
-  const nodes = versions.nodes();
+  const rand = random(11);
+  let step = 0;
+  return {
+    cluster,
+    state,
+    versions,
+    nextRoute: () => {
+      const index = Math.floor(rand() * cluster.routes.length);
+      cluster.routes[index] = changedRoute(cluster.routes[index]!, step++);
+      return cluster.routes[index]!;
+    },
+    nextSlice: () => {
+      const index = Math.floor(rand() * cluster.slices.length);
+      cluster.slices[index] = changedSlice(cluster.slices[index]!, step++);
+      return cluster.slices[index]!;
+    },
+  };
+}
 
-  const ca = await createCA("trellis-bench-ca");
+/** One encoding mode: a fresh agent channel and 100 fresh agents, then route and EndpointSlice changes. */
+async function runMode(
+  s: ReturnType<typeof controllerState>,
+  ca: PemPair,
+  o: { fullTables: boolean; changes: number; warmup: number },
+): Promise<ModeResult> {
+  const { state, versions } = s;
+  const nodes = versions.nodes();
   const channel = await serveAgentChannel({
     log: pino({ level: "silent" }),
     address: "127.0.0.1:0",
@@ -239,12 +234,12 @@ async function controllerProcess(): Promise<void> {
     serverNames: [SERVER_NAME],
     currentTable: (node) => versions.get(node)?.table,
     authenticate: async (token) => ({ node: token, pod: `bench/agent-${token}` }),
+    fullTables: o.fullTables,
   });
   const { registry, hub } = channel;
   const waitAll = (list: readonly string[]) =>
     Promise.all(list.map((n) => registry.waitForAck(n, versions.get(n)!.table.version!)));
 
-  process.stderr.write(`starting ${nodes.length} light agents…\n`);
   const agents = fork(fileURLToPath(import.meta.url), ["--agents-process"], {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
@@ -256,110 +251,126 @@ async function controllerProcess(): Promise<void> {
     nodes,
   } satisfies ToAgents);
   await waitAll(nodes);
-  const initialMs = performance.now() - t0;
+  const initialSyncMs = performance.now() - t0;
 
-  const rand = random(11);
-  const routes = cluster.routes;
-  const slices = cluster.slices;
   const change = async (object: Record<string, unknown>): Promise<ChangeSample> => {
-    const previous = new Map(nodes.map((n) => [n, versions.get(n)!.table]));
     const cpu0 = process.cpuUsage();
     const start = performance.now();
     state.apply([{ object }]);
     const { changed } = versions.update(state.tables());
     const recomputeMs = performance.now() - start;
     hub.publish(changed);
+    const publishMs = performance.now() - start - recomputeMs;
     await waitAll(changed);
     const totalMs = performance.now() - start;
     const cpu = process.cpuUsage(cpu0);
     return {
       recomputeMs,
+      publishMs,
       totalMs,
       cpuMs: (cpu.user + cpu.system) / 1000,
       nodes: changed,
       versions: new Map(changed.map((n) => [n, versions.get(n)!.table.version!.number])),
-      deltaBytes: changed.map((n) => deltaEstimate(previous.get(n)!, versions.get(n)!.table)),
     };
   };
-  const routeChange = (i: number) => {
-    const index = Math.floor(rand() * routes.length);
-    routes[index] = changedRoute(routes[index]!, i);
-    return change(routes[index]!);
-  };
-  const sliceChange = (i: number) => {
-    const index = Math.floor(rand() * slices.length);
-    slices[index] = changedSlice(slices[index]!, i);
-    return change(slices[index]!);
-  };
-  const run = async (kind: string, one: (i: number) => Promise<ChangeSample>) => {
-    for (let i = 0; i < warmup; i++) await one(i);
+  const label = o.fullTables ? "full tables" : "deltas";
+  const run = async (kind: string, next: () => Record<string, unknown>) => {
+    for (let i = 0; i < o.warmup; i++) await change(next());
     const samples: ChangeSample[] = [];
-    for (let i = 0; i < changes; i++) {
-      samples.push(await one(warmup + i));
-      if ((i + 1) % 10 === 0) process.stderr.write(`  ${kind}: ${i + 1}/${changes}\n`);
+    for (let i = 0; i < o.changes; i++) {
+      samples.push(await change(next()));
+      if ((i + 1) % 10 === 0 || i + 1 === o.changes)
+        process.stderr.write(`  ${label}, ${kind}: ${i + 1}/${o.changes}\n`);
     }
     return samples;
   };
-  process.stderr.write(`${changes} route changes…\n`);
-  const routeSamples = await run("route changes", routeChange);
-  process.stderr.write(`${changes} EndpointSlice changes…\n`);
-  const sliceSamples = await run("EndpointSlice changes", sliceChange);
+  const routeSamples = await run("route changes", s.nextRoute);
+  const sliceSamples = await run("EndpointSlice changes", s.nextSlice);
 
   agents.send({ type: "report" } satisfies ToAgents);
   const report = await new Promise<FromAgents>((resolve) => agents.once("message", resolve));
   agents.send({ type: "stop" } satisfies ToAgents);
+  await new Promise((resolve) => agents.once("exit", resolve));
   await channel.stop();
 
   const received = new Map(Object.entries(report.received).map(([n, list]) => [n, new Map(list)]));
-  const summarise = (samples: readonly ChangeSample[]) => {
-    const bytesPerAgent: number[] = [];
-    for (const s of samples) {
+  const summarise = (samples: readonly ChangeSample[]): Summary => {
+    const bytesPerAgent = samples.map((c) => {
       let sum = 0;
-      for (const n of s.nodes) sum += received.get(n)?.get(s.versions.get(n)!) ?? 0;
-      if (s.nodes.length) bytesPerAgent.push(sum / s.nodes.length);
-    }
-    const deltas = samples.flatMap((s) => s.deltaBytes);
+      for (const n of c.nodes) sum += received.get(n)?.get(c.versions.get(n)!) ?? 0;
+      return c.nodes.length ? sum / c.nodes.length : 0;
+    });
     return {
-      propagationMs: percentiles(samples.map((s) => s.totalMs)),
-      recomputeMs: percentiles(samples.map((s) => s.recomputeMs)),
-      controllerCpuMsPerChange: mean(samples.map((s) => s.cpuMs)),
-      agentsPerChange: mean(samples.map((s) => s.nodes.length)),
+      propagationMs: percentiles(samples.map((c) => c.totalMs)),
+      recomputeMs: percentiles(samples.map((c) => c.recomputeMs)),
+      publishMs: percentiles(samples.map((c) => c.publishMs)),
+      controllerCpuMsPerChange: mean(samples.map((c) => c.cpuMs)),
+      agentsPerChange: mean(samples.map((c) => c.nodes.length)),
       bytesPerAgentPerChange: mean(bytesPerAgent),
-      bytesPerChangeAllAgents: mean(samples.map((s, i) => (bytesPerAgent[i] ?? 0) * s.nodes.length)),
-      deltaEstimateBytesPerAgent: { mean: mean(deltas), max: Math.max(0, ...deltas) },
+      bytesPerChangeAllAgents: mean(samples.map((c, i) => bytesPerAgent[i]! * c.nodes.length)),
     };
   };
+  return {
+    encoding: o.fullTables ? "full table per version" : "delta per version (full table first)",
+    initialSyncMs,
+    routeChange: summarise(routeSamples),
+    endpointChange: summarise(sliceSamples),
+  };
+}
 
-  // What one real agent would do with a table on its node (not part of the figures above).
-  const sample = versions.get(nodes[0]!)!.table;
+async function controllerProcess(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      changes: { type: "string", default: "100" },
+      "full-changes": { type: "string", default: "10" },
+      warmup: { type: "string", default: "5" },
+    },
+  });
+  const changes = Number(values.changes);
+  const fullChanges = Number(values["full-changes"]);
+  const warmup = Number(values.warmup);
+
+  const loadBefore = os.loadavg()[0] ?? 0;
+  process.stderr.write("building the cluster and the tables…\n");
+  const s = controllerState();
+  const nodes = s.versions.nodes();
+  const ca = await createCA("trellis-bench-ca");
+  process.stderr.write(`${nodes.length} light agents, deltas: ${changes} changes of each kind…\n`);
+  const deltas = await runMode(s, ca, { fullTables: false, changes, warmup });
+  process.stderr.write(`${nodes.length} light agents, full tables: ${fullChanges} changes of each kind…\n`);
+  const full = await runMode(s, ca, { fullTables: true, changes: fullChanges, warmup: 1 });
+
+  // What one real agent does with a full table on its node (not part of the figures above).
+  const sample = s.versions.get(nodes[0]!)!.table;
   const encoded = encodeNodeTable(sample);
   NodeTable.decode(encoded);
-  let t = performance.now();
+  const t = performance.now();
   for (let i = 0; i < 5; i++) NodeTable.decode(encoded);
   const decodeMs = (performance.now() - t) / 5;
-  t = performance.now();
-  for (let i = 0; i < 5; i++)
-    AgentMessage.encode({ message: { $case: "ack", ack: { version: sample.version } } });
-  const tableBytes = nodes.map((n) => encodeNodeTable(versions.get(n)!.table).length);
+  const tableBytes = nodes.map((n) => encodeNodeTable(s.versions.get(n)!.table).length);
 
-  const result = {
+  const args = [
+    changes !== 100 ? `--changes ${changes}` : "",
+    fullChanges !== 10 ? `--full-changes ${fullChanges}` : "",
+    warmup !== 5 ? `--warmup ${warmup}` : "",
+  ].filter(Boolean);
+  const result: Result = {
     measuredAt: new Date().toISOString(),
-    command: `node packages/controller/bench/propagation.ts${changes !== 100 ? ` --changes ${changes}` : ""}${warmup !== 5 ? ` --warmup ${warmup}` : ""}`,
+    command: ["node packages/controller/bench/propagation.ts", ...args].join(" "),
     machine: { cpu: os.cpus()[0]?.model ?? "?", cpus: os.cpus().length, node: process.version },
     target: { p99Ms: TARGET_P99_MS },
     cluster: {
-      services: cluster.counts.Service,
-      endpoints: cluster.counts.Endpoint,
-      routes: (cluster.counts.HTTPRoute ?? 0) + (cluster.counts.GRPCRoute ?? 0),
+      services: s.cluster.counts.Service ?? 0,
+      endpoints: s.cluster.counts.Endpoint ?? 0,
+      routes: (s.cluster.counts.HTTPRoute ?? 0) + (s.cluster.counts.GRPCRoute ?? 0),
       nodes: nodes.length,
     },
     agents: nodes.length,
-    encoding: "full table per version",
-    initialSyncMs: initialMs,
     tableBytes: { mean: mean(tableBytes), max: Math.max(...tableBytes) },
     agentDecodeOneTableMs: decodeMs,
-    routeChange: summarise(routeSamples),
-    endpointChange: summarise(sliceSamples),
+    loadAverage: { before: loadBefore, after: os.loadavg()[0] ?? 0 },
+    deltas,
+    fullTables: full,
   };
   const results = join(here, "results");
   mkdirSync(results, { recursive: true });
@@ -380,60 +391,62 @@ async function controllerProcess(): Promise<void> {
   process.exit(0);
 }
 
-type Result = {
+interface Result {
   measuredAt: string;
   command: string;
   machine: { cpu: string; cpus: number; node: string };
-  cluster: Record<string, number | undefined>;
+  target: { p99Ms: number };
+  cluster: { services: number; endpoints: number; routes: number; nodes: number };
   agents: number;
-  encoding: string;
-  initialSyncMs: number;
   tableBytes: { mean: number; max: number };
   agentDecodeOneTableMs: number;
-  routeChange: Summary;
-  endpointChange: Summary;
-};
-type Summary = {
-  propagationMs: ReturnType<typeof percentiles>;
-  recomputeMs: ReturnType<typeof percentiles>;
-  controllerCpuMsPerChange: number;
-  agentsPerChange: number;
-  bytesPerAgentPerChange: number;
-  bytesPerChangeAllAgents: number;
-  deltaEstimateBytesPerAgent: { mean: number; max: number };
-};
+  /** 1-minute load average before and after: the machine may be shared. */
+  loadAverage: { before: number; after: number };
+  deltas: ModeResult;
+  fullTables: ModeResult;
+}
 
 function markdown(r: Result): string {
   const ms = (x: number) => `${x.toFixed(1)} ms`;
-  const kb = (x: number) =>
-    x >= 1024 * 1024 ? `${(x / 2 ** 20).toFixed(2)} MB` : `${(x / 1024).toFixed(1)} KB`;
+  const size = (x: number) =>
+    x >= 1024 * 1024
+      ? `${(x / 2 ** 20).toFixed(2)} MB`
+      : x >= 1024
+        ? `${(x / 1024).toFixed(1)} KB`
+        : `${Math.round(x)} B`;
   const verdict = (p99: number) =>
     p99 < TARGET_P99_MS
       ? "met"
       : `missed by ${ms(p99 - TARGET_P99_MS)} (${(p99 / TARGET_P99_MS).toFixed(1)}×)`;
-  const row = (name: string, s: Summary) =>
-    `| ${name} | ${ms(s.propagationMs.p50)} | **${ms(s.propagationMs.p99)}** | ${verdict(s.propagationMs.p99)} | ${ms(s.recomputeMs.p50)} | ${ms(s.controllerCpuMsPerChange)} | ${s.agentsPerChange.toFixed(1)} | ${kb(s.bytesPerAgentPerChange)} | ${kb(s.bytesPerChangeAllAgents)} | ${kb(s.deltaEstimateBytesPerAgent.mean)} |`;
+  const row = (name: string, m: ModeResult, c: Summary) =>
+    `| ${name} | ${m === r.deltas ? "deltas" : "full tables"} | ${c.propagationMs.samples} | ${ms(c.propagationMs.p50)} | **${ms(c.propagationMs.p99)}** | ${verdict(c.propagationMs.p99)} | ${ms(c.recomputeMs.p50)} | ${ms(c.publishMs.p50)} | ${ms(c.controllerCpuMsPerChange)} | ${c.agentsPerChange.toFixed(1)} | **${size(c.bytesPerAgentPerChange)}** | ${size(c.bytesPerChangeAllAgents)} |`;
   return `# Propagation benchmark
 
-Measured ${r.measuredAt} with \`${r.command}\` on ${r.machine.cpu} (${r.machine.cpus} CPUs), Node ${r.machine.node}.
+Measured ${r.measuredAt} with \`${r.command}\` on ${r.machine.cpu} (${r.machine.cpus} CPUs), Node ${r.machine.node};
+1-minute load average ${r.loadAverage.before.toFixed(1)} before, ${r.loadAverage.after.toFixed(1)} after (the machine is shared).
 
 ${r.cluster.services} services, ${r.cluster.endpoints} endpoints, ${r.cluster.routes} routes, ${r.cluster.nodes} nodes; ${r.agents} light agents
 (one TLS connection each, in a second process) on the controller's real agent channel.
-Encoding: ${r.encoding}. Target: p99 < ${TARGET_P99_MS} ms from the change to every affected agent's ACK.
+Target: p99 < ${TARGET_P99_MS} ms from the change to the ACK of every agent whose table changed.
 
-| change | p50 | p99 (${r.routeChange.propagationMs.samples} changes) | target | recompute p50 | controller CPU per change | agents with a new version | bytes per agent per change | bytes per change, all agents | a delta would carry (per agent, estimate) |
-|---|---|---|---|---|---|---|---|---|---|
-${row("route change", r.routeChange)}
-${row("endpoint change (one endpoint flips ready)", r.endpointChange)}
+| change | encoding | changes | p50 | p99 | target | recompute p50 | publish p50 | controller CPU per change | agents with a new version | bytes per agent per change | bytes per change, all agents |
+|---|---|---|---|---|---|---|---|---|---|---|---|
+${row("route change", r.deltas, r.deltas.routeChange)}
+${row("endpoint change", r.deltas, r.deltas.endpointChange)}
+${row("route change", r.fullTables, r.fullTables.routeChange)}
+${row("endpoint change", r.fullTables, r.fullTables.endpointChange)}
 
-- Time runs from \`RoutingState.apply()\` of the changed object until the controller has the ACK of the new
-  version from every agent whose table changed; the controller's debounce (25 ms by default) comes on top.
-- Table size: ${kb(r.tableBytes.mean)} per node on average (max ${kb(r.tableBytes.max)}); first sync of all ${r.agents} agents took ${ms(r.initialSyncMs)}.
+- Time runs from \`RoutingState.apply()\` of the changed object until the controller holds the ACK of the
+  new version from every agent whose table changed; the controller's debounce (25 ms by default) comes on top.
+- Recompute: \`RoutingState.apply()\` and versioning; publish: \`AgentStreamHub.publish()\` making, encoding
+  and writing every changed agent's update (synchronous part; TLS and the sockets work after it).
+- Route changes are canary weight steps and header-modifier edits on random routes; an endpoint change flips
+  one endpoint of a random EndpointSlice between ready and terminating.
+- Bytes are the serialized ControllerMessages the agents received (TLS and HTTP/2 framing not counted).
+- A full table is ${size(r.tableBytes.mean)} per node (max ${size(r.tableBytes.max)}); the first sync of all
+  ${r.agents} agents (full tables) took ${ms(r.deltas.initialSyncMs)}.
 - The light agents read only the version of each update. A real agent also decodes the table
   (${ms(r.agentDecodeOneTableMs)} for one full table here) and compiles it, on its own node.
-- "A delta would carry": the encoded Service, Backend and LocalPod parts of the new table that the agent's
-  previous table does not hold (parts are shared immutable objects, so this is an identity diff), plus a key
-  per removed part and a version header.
 `;
 }
 

@@ -1,4 +1,4 @@
-import { ControllerMessage, NodeTable } from "@trellis/api";
+import { applyTableDelta, ControllerMessage, NodeTable, TableDelta, tableDelta } from "@trellis/api";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { computeTables } from "./compute-tables.ts";
@@ -26,7 +26,7 @@ const op: fc.Arbitrary<Op> = fc.record({
 });
 
 describe("RoutingState", () => {
-  it("gives the from-scratch result after any sequence of changes, and replaces exactly the tables and statuses that changed", () => {
+  it("gives the from-scratch result after any sequence of changes, replaces exactly the tables and statuses that changed, and deltas between versions rebuild them", () => {
     fc.assert(
       fc.property(
         clusterArbitrary,
@@ -59,6 +59,17 @@ describe("RoutingState", () => {
             expect(state.resolution().services).toEqual(reference.resolution.services);
             expect([...state.resolution().backends]).toEqual([...reference.resolution.backends]);
 
+            // A delta from each node's previous table (through the wire) rebuilds exactly the new one.
+            for (const [node, table] of after) {
+              const prev = before.get(node);
+              if (!prev || prev === table) continue;
+              const base = { ...prev, version: { epoch: 1, number: 1 } };
+              const next = { ...table, version: { epoch: 1, number: 2 } };
+              const wire = TableDelta.decode(TableDelta.encode(tableDelta(base, next)).finish());
+              expect(Buffer.from(NodeTable.encode(applyTableDelta(base, wire)).finish())).toEqual(
+                Buffer.from(NodeTable.encode(next).finish()),
+              );
+            }
             // Exactly the nodes whose content changed got a new table object.
             for (const [node, table] of after) {
               const changed = beforeEncoded.get(node) !== afterEncoded.get(node);

@@ -6,7 +6,14 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { MatchType, type NodeTable, Protocol, RouteKind } from "@trellis/api";
+import {
+  AgentStreamClient,
+  type ControllerMessage,
+  MatchType,
+  NodeTable,
+  Protocol,
+  RouteKind,
+} from "@trellis/api";
 import { type AgentChannel, createCA, type PemPair, serveAgentChannel } from "@trellis/controller";
 import { AgentMetrics, ControllerTableSource } from "@trellis/node-agent";
 import pino from "pino";
@@ -135,6 +142,94 @@ describe("agent protocol", () => {
     ctl.hub.publish(["n1"]);
     await new Promise((r) => setTimeout(r, 100));
     expect(got).toHaveLength(2);
+  });
+
+  it("sends later versions as deltas that carry only what changed", async () => {
+    const ctl = await startController();
+    running.push(ctl);
+    const v1 = table("n1", 1, 1, ["a", "b"]);
+    ctl.tables.set("n1", v1);
+    const client = new AgentStreamClient(
+      `127.0.0.1:${ctl.port}`,
+      grpc.credentials.createSsl(Buffer.from(ca.certPem)),
+      {
+        "grpc.ssl_target_name_override": "trellis-controller",
+      },
+    );
+    const md = new grpc.Metadata();
+    md.set("authorization", "Bearer token-n1");
+    const call = client.connect(md);
+    const seen: ControllerMessage[] = [];
+    call.on("data", (m: ControllerMessage) => seen.push(m));
+    call.on("error", () => {});
+    call.write({ message: { $case: "hello", hello: { node: "n1", agentVersion: "test" } } });
+    await eventually("full table", () => expect(seen).toHaveLength(1));
+    // v2 shares v1's parts, as the controller's tables do: only the new pod travels.
+    const c = { namespace: "ns", name: "c", ips: [], captured: true };
+    ctl.tables.set("n1", { ...v1, version: { epoch: 1, number: 2 }, localPods: [...v1.localPods, c] });
+    ctl.hub.publish(["n1"]);
+    await eventually("delta", () => expect(seen).toHaveLength(2));
+    call.cancel();
+    client.close();
+    expect(seen[0]?.message?.$case).toBe("tableUpdate");
+    expect(seen[1]?.message).toEqual({
+      $case: "tableDelta",
+      tableDelta: {
+        base: { epoch: 1, number: 1 },
+        version: { epoch: 1, number: 2 },
+        services: [],
+        backends: [],
+        localPods: [
+          { edit: { $case: "copy", copy: { from: 0, count: 2 } } },
+          { edit: { $case: "insert", insert: c } },
+        ],
+      },
+    });
+  });
+
+  it("rebuilds the exact table from deltas, also on a reconnect whose Hello names the current version", async () => {
+    let ctl = await startController();
+    const port = ctl.port;
+    running.push(ctl);
+    const v1 = table("n1", 1, 1, ["a", "b"]);
+    ctl.tables.set("n1", v1);
+    const got: NodeTable[] = [];
+    startAgent(port, "n1", "token-n1", async (t) => got.push(t));
+    await eventually("ACK 1", () => expect(ctl.registry.get("n1")?.lastAcked?.number).toBe(1));
+    const v2: NodeTable = {
+      ...v1,
+      version: { epoch: 1, number: 2 },
+      localPods: [
+        v1.localPods[0]!,
+        { namespace: "ns", name: "c", ips: ["10.0.0.3"], captured: false },
+        v1.localPods[1]!,
+      ],
+    };
+    ctl.tables.set("n1", v2);
+    ctl.hub.publish(["n1"]);
+    await eventually("ACK 2", () => expect(ctl.registry.get("n1")?.lastAcked?.number).toBe(2));
+    expect(NodeTable.toJSON(got.at(-1)!)).toEqual(NodeTable.toJSON(v2));
+
+    // The controller restarts still at v2: the agent's Hello names v2, nothing is
+    // sent, and the next version is a delta on the table the agent applied.
+    await ctl.stop();
+    running.splice(running.indexOf(ctl), 1);
+    ctl = await startController(port, new Map([["n1", v2]]));
+    running.push(ctl);
+    await eventually("reconnected", () => expect(ctl.registry.get("n1")?.lastAcked?.number).toBe(2), {
+      timeoutMs: 10_000,
+    });
+    const v3: NodeTable = {
+      ...v2,
+      version: { epoch: 1, number: 3 },
+      localPods: v2.localPods.slice(1),
+      capturedNamespaces: ["ns", "other"],
+    };
+    ctl.tables.set("n1", v3);
+    ctl.hub.publish(["n1"]);
+    await eventually("ACK 3", () => expect(ctl.registry.get("n1")?.lastAcked?.number).toBe(3));
+    expect(got.map((t) => t.version?.number)).toEqual([1, 2, 3]);
+    expect(NodeTable.toJSON(got.at(-1)!)).toEqual(NodeTable.toJSON(v3));
   });
 
   it("NACKs a table the agent cannot apply and keeps the last good version", async () => {

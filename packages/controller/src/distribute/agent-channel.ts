@@ -29,6 +29,8 @@ interface ChannelCommonOptions {
   onNack?: (node: string, version: TableVersion, reason: string) => void;
   onAck?: (node: string, version: TableVersion) => void;
   statsWindowMs?: number;
+  /** Send every version as a full table, never as a delta (for comparison in benchmarks). */
+  fullTables?: boolean;
 }
 
 export interface AgentChannelOptions extends ChannelCommonOptions {
@@ -85,6 +87,7 @@ export async function serveAgentChannel(o: AgentChannelServerOptions): Promise<A
     authenticate: o.authenticate,
     ...(o.onNack ? { onNack: o.onNack } : {}),
     ...(o.onAck ? { onAck: o.onAck } : {}),
+    ...(o.fullTables ? { fullTables: true } : {}),
   });
   const server = new grpc.Server(AGENT_CHANNEL_OPTIONS);
   server.addService(AGENT_STREAM_SERVICE, hub.service());

@@ -1,6 +1,9 @@
 // The controller end of the agent protocol (agent.proto): authenticates each
 // stream, checks the agent asks only for its own node, sends that node's
-// table and every later version, and records ACK / NACK / stats.
+// table and every later version, and records ACK / NACK / stats. A stream
+// starts with a full table; later versions go as deltas against the previous
+// one (tableDelta: the parts that changed, a few hundred bytes where the full
+// table is megabytes).
 import * as grpc from "@grpc/grpc-js";
 import {
   type AgentMessage,
@@ -9,6 +12,7 @@ import {
   ControllerMessage,
   type NodeTable,
   type TableVersion,
+  tableDelta,
 } from "@trellis/api";
 import type { Logger } from "pino";
 import { type AgentRegistry, sameVersion } from "./agent-registry.ts";
@@ -32,6 +36,8 @@ export interface AgentStreamHubOptions {
   authenticate: AuthenticateAgent;
   onNack?: (node: string, version: TableVersion, reason: string) => void;
   onAck?: (node: string, version: TableVersion) => void;
+  /** Send every version as a full table, never as a delta (for comparison in benchmarks). */
+  fullTables?: boolean;
 }
 
 type Call = grpc.ServerDuplexStream<AgentMessage, ControllerMessage>;
@@ -40,6 +46,8 @@ interface Session {
   node: string;
   call: Call;
   lastSent?: TableVersion;
+  /** The table of lastSent when known: the base of the next delta. */
+  lastSentTable?: NodeTable;
 }
 
 function fail(call: Call, code: grpc.status, details: string): void {
@@ -117,6 +125,10 @@ export class AgentStreamHub {
         }
         greeted = true;
         session.lastSent = m.hello.lastApplied;
+        // An agent that already serves the current version holds its table: deltas can build on it.
+        const current = this.#opts.currentTable(identity.node);
+        if (current?.version && sameVersion(current.version, m.hello.lastApplied))
+          session.lastSentTable = current;
         const set = this.#sessions.get(identity.node) ?? new Set<Session>();
         this.#sessions.set(identity.node, set);
         set.add(session);
@@ -180,9 +192,15 @@ export class AgentStreamHub {
   #sendCurrent(s: Session): void {
     const table = this.#opts.currentTable(s.node);
     if (!table?.version || sameVersion(s.lastSent, table.version)) return;
+    const base = this.#opts.fullTables ? undefined : s.lastSentTable;
     s.lastSent = table.version;
+    s.lastSentTable = table;
     this.#opts.registry.sent(s.node, table.version);
-    s.call.write({ message: { $case: "tableUpdate", tableUpdate: { table } } });
+    s.call.write(
+      base
+        ? { message: { $case: "tableDelta", tableDelta: tableDelta(base, table) } }
+        : { message: { $case: "tableUpdate", tableUpdate: { table } } },
+    );
   }
 }
 

@@ -3,6 +3,9 @@
 // is persisted and applied at start before the controller answers, a NACK or
 // a lost stream leaves the current table in place, and reconnects back off
 // (capped, jittered) so hundreds of agents don't stampede a restarted controller.
+// Versions after the first on a stream come as deltas against the previous
+// table received; the full table is rebuilt here, so the agent applies (and
+// persists) whole tables either way.
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
@@ -11,6 +14,7 @@ import * as grpc from "@grpc/grpc-js";
 import {
   type AgentMessage,
   AgentStreamClient,
+  applyTableDelta,
   type BackendStats,
   type ControllerMessage,
   NodeTable,
@@ -53,6 +57,10 @@ export class ControllerTableSource implements TableSource {
   #retry: NodeJS.Timeout | null = null;
   #statsTimer: NodeJS.Timeout | null = null;
   #applied: TableVersion | undefined;
+  /** The table last applied: the base of a stream's first delta when the Hello named its version. */
+  #appliedTable: NodeTable | null = null;
+  /** The table last received on the current stream (applied or not): the base of the next delta. */
+  #received: NodeTable | null = null;
   #pending: NodeTable | null = null;
   #applying: Promise<void> | null = null;
 
@@ -98,6 +106,7 @@ export class ControllerTableSource implements TableSource {
       if (table.node !== this.#o.node) throw new Error(`persisted table is for node ${table.node}`);
       await this.#sink?.(table);
       this.#applied = table.version;
+      this.#appliedTable = table;
       this.#o.log.info(
         { version: table.version, file: this.#o.stateFile },
         "serving persisted table until the controller answers",
@@ -145,6 +154,7 @@ export class ControllerTableSource implements TableSource {
     md.set("authorization", `Bearer ${token}`);
     const stream = this.#client.connect(md);
     this.#stream = stream;
+    this.#received = this.#appliedTable;
     const connectedAt = Date.now();
     stream.write({
       message: {
@@ -153,9 +163,21 @@ export class ControllerTableSource implements TableSource {
       },
     });
     stream.on("data", (msg: ControllerMessage) => {
-      if (msg.message?.$case !== "tableUpdate" || !msg.message.tableUpdate.table) return;
+      if (this.#stream !== stream) return;
+      const m = msg.message;
+      let table: NodeTable;
+      if (m?.$case === "tableUpdate" && m.tableUpdate.table) table = m.tableUpdate.table;
+      else if (m?.$case === "tableDelta") {
+        if (!this.#received) return this.#resync(stream, "a delta before any table");
+        try {
+          table = applyTableDelta(this.#received, m.tableDelta);
+        } catch (err) {
+          return this.#resync(stream, err instanceof Error ? err.message : String(err));
+        }
+      } else return;
+      this.#received = table;
       this.#failures = 0;
-      this.#enqueue(msg.message.tableUpdate.table);
+      this.#enqueue(table);
     });
     stream.on("error", (err: grpc.ServiceError) => {
       if (this.#stopped) return;
@@ -176,6 +198,13 @@ export class ControllerTableSource implements TableSource {
       if (Date.now() - connectedAt > 10_000) this.#failures = 0;
       this.#scheduleReconnect();
     });
+  }
+
+  /** A delta this agent cannot build on: a new stream starts with a full table. */
+  #resync(stream: Stream, reason: string): void {
+    this.#o.log.warn({ reason }, "cannot apply table delta; reconnecting for a full table");
+    this.#stream = null;
+    stream.cancel();
   }
 
   #scheduleReconnect(): void {
@@ -220,6 +249,7 @@ export class ControllerTableSource implements TableSource {
       return;
     }
     this.#applied = version;
+    this.#appliedTable = table;
     this.#send({ message: { $case: "ack", ack: { version } } });
     await this.#persist(table);
   }
