@@ -284,7 +284,7 @@ describe("capture", () => {
       if (agentPodOn(N2.name) !== "") throw new Error("agent still on n2");
     });
     kubectl(["apply", "-f", "-"], {
-      input: netexecPod(meshed, "waiter", N2.name) + "---" + netexecPod(plain, "starter", N2.name),
+      input: `${netexecPod(meshed, "waiter", N2.name)}---${netexecPod(plain, "starter", N2.name)}`,
     });
     await ready(plain, "starter");
     const phase = kubectl([

@@ -64,6 +64,9 @@ export function cniRequestProblem(body: unknown): string | undefined {
     if (typeof b[k] !== "string") return `${k} must be a string`;
   if (!Array.isArray(b.ips) || !b.ips.every((ip) => typeof ip === "string"))
     return "ips must be an array of strings";
+  // Addresses end up in nftables: refuse anything that does not parse as one.
+  const bad = (b.ips as string[]).find((ip) => isIP(ip) === 0);
+  if (bad !== undefined) return `ips: ${JSON.stringify(bad)} is not an IP address`;
   if (b.command !== "DEL" && (b.podNamespace === "" || b.podName === ""))
     return "podNamespace and podName are required (K8S_POD_NAMESPACE/K8S_POD_NAME in CNI_ARGS)";
   return undefined;

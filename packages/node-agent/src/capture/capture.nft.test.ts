@@ -147,4 +147,13 @@ describe.skipIf(!haveRoot || !haveNft)("capture with real nftables", () => {
     expect(bad.status).toBe(400);
     expect(String(bad.body.error)).toMatch(/podName/);
   });
+
+  it("refuses an address that is not one, and keeps programming later pods", async () => {
+    await capture.update(table([{ namespace: "faces", name: "p", ips: [], captured: true }]), []);
+    const bad = await cni({ containerId: "evil", ips: ["10.244.1.40 } ; flush ruleset ; {"] });
+    expect(bad.status).toBe(400);
+    expect(String(bad.body.error)).toMatch(/not an IP address/);
+    expect((await cni({ containerId: "good", ips: ["10.244.1.41"] })).body).toEqual({ captured: true });
+    expect(listed().set).toContain('"10.244.1.41"');
+  });
 });

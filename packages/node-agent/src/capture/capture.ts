@@ -109,7 +109,15 @@ export class Capture {
     const { captured, listed } = podIsCaptured(table, req.podNamespace, req.podName);
     this.#deleted.delete(key);
     this.#cniPods.set(req.containerId, { namespace: req.podNamespace, name: req.podName, ips: req.ips });
-    if (captured) await this.#program();
+    if (captured) {
+      try {
+        await this.#program();
+      } catch (err) {
+        // Never keep state that cannot be programmed: it would fail every later change too.
+        this.#cniPods.delete(req.containerId);
+        throw err;
+      }
+    }
     this.#o.log.info({ pod: key, ips: req.ips, captured, listed }, "cni add");
     return { captured };
   }
