@@ -239,6 +239,7 @@ describe("capture", () => {
       if (!(await servedBy(late, "client", url)).routed) throw new Error("not routed yet");
     });
     const captureMs = Date.now() - t0;
+    console.log(`capture: namespace label → first routed request ${captureMs} ms`);
     expect(captureMs).toBeLessThan(10_000);
     expect(capturedSet(N2)).toContain(podIP(late, "client"));
     kubectl(["label", "namespace", late, "trellis.dev/capture-"]);
@@ -324,6 +325,7 @@ describe("capture", () => {
       { timeoutMs: 60_000, intervalMs: 200 },
     );
     const recoveredMs = Date.now() - t0;
+    console.log(`capture: agent pod deleted → routed again through its replacement ${recoveredMs} ms`);
     expect(recoveredMs).toBeLessThan(30_000);
     expect(nftTable(N1)).toBe(before);
   });
