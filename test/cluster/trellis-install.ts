@@ -203,6 +203,12 @@ async function until(what: string, timeoutMs: number, check: () => boolean): Pro
   }
 }
 
+/** Phases of the namespace's pods matching a label selector ("" = all), space-separated. */
+function podPhases(selector: string): string {
+  const args = ["-n", TRELLIS_NAMESPACE, "get", "pods", "-o", "jsonpath={.items[*].status.phase}"];
+  return kubectl(selector ? [...args, "-l", selector] : args).trim();
+}
+
 function nodeNames(): string[] {
   return kubectl(["get", "nodes", "-o", "jsonpath={.items[*].metadata.name}"]).split(/\s+/).filter(Boolean);
 }
@@ -267,39 +273,15 @@ export async function uninstallTrellis(opts: Pick<InstallOptions, "log" | "timeo
     "--wait=true",
     "--timeout=60s",
   ]);
-  await until(
-    "the agents to stop",
-    timeoutMs,
-    () =>
-      kubectl(["-n", TRELLIS_NAMESPACE, "get", "pods", "-l", "app=trellis-agent", "-o", "name"]).trim() ===
-      "",
-  );
+  // Every pod gone, the controller's too: its sandbox's CNI DEL still runs the shim.
+  await until("Trellis's pods to stop", timeoutMs, () => podPhases("") === "");
   const nodes = nodeNames();
   for (const node of nodes) kubectl(["apply", "-f", "-"], { input: cleanupPod(node) });
   await until("the cleanup pods to finish", timeoutMs, () => {
-    const phases = kubectl([
-      "-n",
-      TRELLIS_NAMESPACE,
-      "get",
-      "pods",
-      "-l",
-      "app=trellis-cleanup",
-      "-o",
-      "jsonpath={.items[*].status.phase}",
-    ]);
-    const list = phases.split(/\s+/).filter(Boolean);
+    const list = podPhases("app=trellis-cleanup").split(/\s+/).filter(Boolean);
     return list.length === nodes.length && list.every((p) => p === "Succeeded" || p === "Failed");
   });
-  const phases = kubectl([
-    "-n",
-    TRELLIS_NAMESPACE,
-    "get",
-    "pods",
-    "-l",
-    "app=trellis-cleanup",
-    "-o",
-    "jsonpath={.items[*].status.phase}",
-  ]);
+  const phases = podPhases("app=trellis-cleanup");
   // Container logs need the kubelet API, which simulated nodes do not serve: the box's log dir has them.
   if (phases.includes("Failed")) throw new Error(`a cleanup pod failed (${phases}); see the simulator logs`);
   log("node state removed (nft tables, CNI shim config)");

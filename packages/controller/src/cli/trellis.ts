@@ -98,6 +98,19 @@ program
     },
   );
 
+/** A controller admin page as JSON; undefined (exit code 1, message on stderr) when it cannot be read. */
+async function readJson<T>(controller: string, path: string, what: string): Promise<T | undefined> {
+  const res = await fetch(new URL(path, controller), { signal: AbortSignal.timeout(5000) }).catch(
+    (err: unknown) => err,
+  );
+  if (!(res instanceof Response) || !res.ok) {
+    process.stderr.write(`cannot read ${what} from ${controller}; set --controller or TRELLIS_CONTROLLER\n`);
+    process.exitCode = 1;
+    return undefined;
+  }
+  return (await res.json()) as T;
+}
+
 program
   .command("status")
   .description("per node: the table version the controller wants, what the agent applied, lag and last NACK")
@@ -109,17 +122,8 @@ program
   .addOption(new Option("-o, --output <format>", "table or json").choices(["table", "json"]).default("table"))
   .action(async (o: { controller: string; output: string }) => {
     if (o.output === "json") return show(o.controller, "/debug/agents");
-    const res = await fetch(new URL("/debug/agents", o.controller), {
-      signal: AbortSignal.timeout(5000),
-    }).catch((err: unknown) => err);
-    if (!(res instanceof Response) || !res.ok) {
-      process.stderr.write(
-        `cannot read agent status from ${o.controller}; set --controller or TRELLIS_CONTROLLER\n`,
-      );
-      process.exitCode = 1;
-      return;
-    }
-    const rows = (await res.json()) as AgentStatusRow[];
+    const rows = await readJson<AgentStatusRow[]>(o.controller, "/debug/agents", "agent status");
+    if (rows === undefined) return;
     const lines = [["NODE", "DESIRED", "APPLIED", "AGENT", "LAG", "LAST NACK"]];
     for (const r of rows) {
       lines.push([
@@ -151,17 +155,8 @@ program
   .addOption(new Option("-o, --output <format>", "table or json").choices(["table", "json"]).default("table"))
   .action(async (o: { controller: string; output: string }) => {
     if (o.output === "json") return show(o.controller, "/debug/backends");
-    const res = await fetch(new URL("/debug/backends", o.controller), {
-      signal: AbortSignal.timeout(5000),
-    }).catch((err: unknown) => err);
-    if (!(res instanceof Response) || !res.ok) {
-      process.stderr.write(
-        `cannot read backend stats from ${o.controller}; set --controller or TRELLIS_CONTROLLER\n`,
-      );
-      process.exitCode = 1;
-      return;
-    }
-    const report = (await res.json()) as BackendStatsReport;
+    const report = await readJson<BackendStatsReport>(o.controller, "/debug/backends", "backend stats");
+    if (report === undefined) return;
     const latency = (b: LatencyBound) => (b === null ? "-" : b === "+Inf" ? "slower" : `≤${b}ms`);
     const lines = [["BACKEND", "REQUESTS", "FAILURES", "ERROR RATE", "P50", "P99"]];
     for (const b of report.backends) {
