@@ -271,7 +271,8 @@ describe("table distribution to node agents", () => {
         if (others.length) throw new Error(`also served by: ${others.join(", ")}`);
       });
     }
-    const before = await allInSync();
+    // Earlier changes may still be settling: start from a moment both agents are in sync.
+    const before = await eventually("both agents in sync", allInSync, { timeoutMs: 10_000 });
     kubectl(["apply", "-f", "-"], {
       input: `
 apiVersion: gateway.networking.k8s.io/v1
@@ -351,7 +352,8 @@ spec:
   });
 
   it("agents keep routing while the controller is down, a restarted agent serves its persisted table, and both resync", async () => {
-    const before = await allInSync();
+    // Earlier changes may still be settling: start from a moment both agents are in sync.
+    const before = await eventually("both agents in sync", allInSync, { timeoutMs: 10_000 });
     const clusterIP = kubectl(["get", "service", "-n", ns, "smiley", "-o", "jsonpath={.spec.clusterIP}"]);
     await stopController("SIGKILL");
     for (const n of NODES) {
@@ -397,7 +399,7 @@ spec:
   });
 
   it("a table an agent cannot apply is NACKed: the last good table keeps serving; trellis status, an Event and a metric show it; without the cause the next version is ACKed", async () => {
-    await allInSync();
+    await eventually("both agents in sync", allInSync, { timeoutMs: 10_000 });
     const clusterIP = kubectl(["get", "service", "-n", ns, "smiley", "-o", "jsonpath={.spec.clusterIP}"]);
     const lports = new Map<string, number>();
     for (const n of NODES) lports.set(n.name, await listenerPort(n, clusterIP, 80));
