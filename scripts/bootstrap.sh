@@ -12,6 +12,8 @@ TOOLS="$TRELLIS_ROOT/.tools"
 NODE_VERSION="24.21.0"
 PNPM_VERSION="10.34.8"
 GATEWAY_API_VERSION="v1.6.1"
+# helm v3 for the chart tests (helm lint/template, helm install into the box); built from its Go module.
+HELM_VERSION="v3.22.0"
 # chromium + the emoji font: the browser test of the faces GUI (playwright-core drives it).
 DEBIAN_PACKAGES=(iproute2 nftables iptables conntrack containernetworking-plugins openssl haproxy wrk nghttp2-client chromium fonts-noto-color-emoji)
 
@@ -76,6 +78,25 @@ fi
 for c in kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl etcd; do
   ln -sf kubebox "$TOOLS/bin/$c"
 done
+
+# --- helm, from its Go module (test tooling: chart lint/template/install) ---
+# As helm's Makefile: the version, and the Kubernetes version `helm template`/`lint` assume
+# (that of its k8s.io modules, v0.37 → 1.37) instead of the 1.20 fallback.
+helm_ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+  helm_ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=37"
+done
+helm_hash="$(echo "$HELM_VERSION $helm_ldflags" | sha256sum | cut -c1-16)"
+if [[ ! -x "$TOOLS/bin/helm" || "$(cat "$TOOLS/.helm.stamp" 2>/dev/null)" != "$helm_hash" ]]; then
+  command -v go >/dev/null || { echo "bootstrap: Go is required to build helm" >&2; exit 1; }
+  log "building helm $HELM_VERSION from its Go module (about 4 minutes on 2 busy cores)"
+  t0=$(date +%s)
+  rm -rf "$TOOLS/helm-build"
+  GOBIN="$TOOLS/helm-build" GOFLAGS=-mod=mod go install -trimpath -ldflags="$helm_ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  mv "$TOOLS/helm-build/helm" "$TOOLS/bin/helm" && rm -rf "$TOOLS/helm-build"
+  echo "$helm_hash" >"$TOOLS/.helm.stamp"
+  log "helm built in $(( $(date +%s) - t0 ))s"
+fi
 
 # --- Gateway API CRDs (experimental channel) from the Go module ------------
 crd_dir="$TOOLS/gateway-api-$GATEWAY_API_VERSION"

@@ -5,8 +5,14 @@
 // including each node's nft table, shim binary and conflist entry.
 //
 //   node test/cluster/trellis-install.ts install | uninstall
+import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { kubectl } from "./box.ts";
+
+/** Trellis's own CRDs (Canary), applied before the controller starts so it watches them. */
+const CRD_FILES = ["charts/trellis/crds/trellis.dev_canaries.yaml"].map(
+  (f) => new URL(`../../${f}`, import.meta.url),
+);
 
 export const TRELLIS_NAMESPACE = "trellis-system";
 const AGENT_PORT = 9443;
@@ -56,6 +62,12 @@ rules:
 - apiGroups: [authentication.k8s.io]
   resources: [tokenreviews]
   verbs: [create]
+- apiGroups: [trellis.dev]
+  resources: [canaries]
+  verbs: [get, list, watch]
+- apiGroups: [trellis.dev]
+  resources: [canaries/status]
+  verbs: [update, patch]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
@@ -216,6 +228,8 @@ function nodeNames(): string[] {
 export async function installTrellis(opts: InstallOptions = {}): Promise<void> {
   const log = opts.log ?? (() => {});
   const timeoutMs = opts.timeoutMs ?? 120_000;
+  for (const crd of CRD_FILES) kubectl(["apply", "-f", "-"], { input: readFileSync(crd, "utf8") });
+  kubectl(["wait", "--for=condition=Established", "--timeout=60s", "crd/canaries.trellis.dev"]);
   kubectl(["apply", "-f", "-"], { input: controllerManifests() });
   const controllerIP = kubectl([
     "-n",

@@ -1,9 +1,10 @@
 #!/usr/bin/env -S node --max-semi-space-size=8
 import os from "node:os";
-import { KubeConfig } from "@kubernetes/client-node";
+import { CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
 import { Command, InvalidArgumentError, Option } from "commander";
 import pino from "pino";
 import { startAdminServer } from "./admin-server.ts";
+import { type RunningCanaryLoop, startCanaryLoop } from "./canary/canary-loop.ts";
 import { DEFAULT_AGENT_SETTINGS } from "./compile/compile-node-tables.ts";
 import { startController } from "./controller.ts";
 import { type AgentChannel, startAgentChannel } from "./distribute/agent-channel.ts";
@@ -47,7 +48,7 @@ function hostPort(value: string): { host: string; port: number } {
 const program = new Command("trellis-controller")
   .description(
     "Trellis control plane: watches Services, EndpointSlices, Pods, Nodes, Namespaces, HTTPRoutes, " +
-      "GRPCRoutes and ReferenceGrants; compiles one routing table per node; the Lease holder writes " +
+      "GRPCRoutes, ReferenceGrants and Canaries (when the CRD is installed); compiles one routing table per node; the Lease holder writes " +
       "route status. Logs are JSON lines (pino) on stdout.",
   )
   .addOption(
@@ -184,6 +185,26 @@ const kc = new KubeConfig();
 if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
 else kc.loadFromCluster();
 
+/** Canaries are watched only when their CRD is served; without it the mesh still works. */
+async function canaryCrdServed(): Promise<boolean> {
+  const api = kc.makeApiClient(CustomObjectsApi);
+  try {
+    await api.listClusterCustomObject({
+      group: "trellis.dev",
+      version: "v1alpha1",
+      plural: "canaries",
+      limit: 1,
+    });
+    return true;
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    // 404: not installed. Anything else (API not reachable yet): assume installed; the informer retries.
+    return code !== 404;
+  }
+}
+const canaries = await canaryCrdServed();
+if (!canaries) log.warn("the Canary CRD (canaries.trellis.dev) is not installed: canaries are off");
+
 const metrics = makeControllerMetrics();
 let channel: AgentChannel | undefined;
 const controller = startController({
@@ -192,6 +213,7 @@ const controller = startController({
   metrics,
   debounceMs: opts.debounceMs,
   maxDelayMs: opts.maxDelayMs,
+  canaries,
   agentSettings: {
     ...DEFAULT_AGENT_SETTINGS,
     listenerPortMin: opts.listenerPorts.min,
@@ -242,6 +264,19 @@ if (opts.agentAddress !== "off") {
   });
   // Tables computed before the channel was up reach agents when they connect.
 }
+let canaryLoop: RunningCanaryLoop | undefined;
+if (canaries) {
+  canaryLoop = startCanaryLoop({
+    kc,
+    log,
+    isLeader: () => controller.isLeader(),
+    canaries: () => controller.canaries(),
+    route: (kind, namespace, name) => controller.route(kind, namespace, name),
+    canaryApplied: (key) => controller.canaryApplied(key),
+    agents: () => channel?.registry.all() ?? [],
+    stats: () => channel?.stats,
+  });
+}
 const admin = await startAdminServer(
   controller,
   metrics,
@@ -262,6 +297,7 @@ const shutdown = async (signal: string) => {
   // Releasing the Lease needs the API; do not hang on it forever.
   setTimeout(() => process.exit(1), 10_000).unref();
   admin.close();
+  await canaryLoop?.stop();
   await channel?.stop();
   await controller.stop();
   process.exit(0);

@@ -8,6 +8,8 @@
 import { Command, Option } from "commander";
 import type { AgentStatusRow } from "../distribute/agent-status.ts";
 import type { BackendStatsReport, LatencyBound } from "../distribute/backend-stats-window.ts";
+import { registerCanaryCommands } from "./canary.ts";
+import { registerCheckCommand } from "./check-command.ts";
 
 const program = new Command("trellis").description("Trellis service mesh command line");
 
@@ -184,5 +186,8 @@ function formatTable(lines: string[][]): string {
     )
     .join("\n");
 }
+
+registerCheckCommand(program);
+registerCanaryCommands(program);
 
 await program.parseAsync();

@@ -30,4 +30,12 @@ describe("BackendStatsWindow", () => {
     });
     expect(w.summaries(20_000)).toEqual([]);
   });
+
+  it("sums only the reports received since a given time (canary analysis of one step)", () => {
+    const w = new BackendStatsWindow(60_000);
+    w.add(report("s/a:80", 10, 5, [5, 5, 0]), 1_000);
+    w.add(report("s/a:80", 20, 1, [20, 0, 0]), 6_000);
+    expect(w.summary("s/a:80", 7_000, 5_000)).toMatchObject({ requests: 20, failures: 1, p99Ms: 10 });
+    expect(w.summary("s/a:80", 7_000, 7_000)).toMatchObject({ requests: 0, p99Ms: undefined });
+  });
 });

@@ -44,9 +44,10 @@ export class BackendStatsWindow {
     this.#prune(now);
   }
 
-  summary(backendId: string, now = Date.now()): BackendSummary {
+  /** Totals over the window, or over the reports received at or after `since` (canary analysis). */
+  summary(backendId: string, now = Date.now(), since = Number.NEGATIVE_INFINITY): BackendSummary {
     this.#prune(now);
-    const samples = this.#samples.get(backendId) ?? [];
+    const samples = (this.#samples.get(backendId) ?? []).filter((s) => s.at >= since);
     let requests = 0;
     let failures = 0;
     // Reports with different bucket layouts cannot be merged; use the newest layout.

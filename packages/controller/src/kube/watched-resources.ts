@@ -90,6 +90,12 @@ export const WATCHED_RESOURCES: readonly WatchedResource[] = [
   custom("gateway.networking.k8s.io", "v1beta1", "referencegrants", "ReferenceGrant"),
 ];
 
+/**
+ * Canaries (our own CRD). Watched only when the CRD is installed (main.ts
+ * asks the API first), so a cluster without it still gets tables.
+ */
+export const CANARY_RESOURCE: WatchedResource = custom("trellis.dev", "v1alpha1", "canaries", "Canary");
+
 export function toPlainObject(resource: WatchedResource, obj: KubernetesObject): Record<string, unknown> {
   const plain = JSON.parse(JSON.stringify(obj)) as Record<string, unknown>;
   plain.kind = resource.kind;
