@@ -32,6 +32,19 @@ function rel(fromFile: string, target: string): string {
   return r.startsWith(".") ? r : `./${r}`;
 }
 
+// Every entry of @trellis/api's export map ("." and subpaths such as "./cni") → its stripped
+// file. A subpath left unmapped would load the api's .ts source at run time and with it the
+// type stripper this build exists to avoid.
+const apiExports = new Map(
+  Object.entries(
+    (JSON.parse(readFileSync(join(apiRoot, "package.json"), "utf8")) as { exports: Record<string, string> })
+      .exports,
+  ).map(([sub, file]) => [
+    join("@trellis/api", sub).replace(/\/\.$/, ""),
+    join(dist, "api", relative("src", file)).replace(/\.ts$/, ".js"),
+  ]),
+);
+
 const IMPORT = /(\bfrom\s*|\bimport\s*\(?\s*)(["'])([^"']+)\2/g;
 
 function build(srcRoot: string, outRoot: string, packageRoot: string, rewriteBare: boolean): number {
@@ -42,12 +55,18 @@ function build(srcRoot: string, outRoot: string, packageRoot: string, rewriteBar
     let code = stripTypeScriptTypes(readFileSync(file, "utf8"), { mode: "strip" });
     code = code.replace(IMPORT, (all, lead: string, q: string, spec: string) => {
       if (spec.startsWith(".")) return `${lead}${q}${spec.replace(/\.ts$/, ".js")}${q}`;
-      if (spec === "@trellis/api") return `${lead}${q}${rel(out, join(dist, "api", "index.js"))}${q}`;
+      const api = apiExports.get(spec);
+      if (api !== undefined) return `${lead}${q}${rel(out, api)}${q}`;
       // The api's own dependencies live beside the api package, not the agent: point at them.
       if (rewriteBare && !spec.startsWith("node:"))
         return `${lead}${q}${rel(out, requireFrom.resolve(spec))}${q}`;
       return all;
     });
+    const leftover = /\bfrom\s*["'](@trellis\/[^"']*|[^"']*\.ts)["']/.exec(code);
+    if (leftover !== null)
+      throw new Error(
+        `${relative(agentRoot, file)}: import "${leftover[1]}" would load TypeScript at run time; map it in scripts/build.ts`,
+      );
     mkdirSync(dirname(out), { recursive: true });
     writeFileSync(out, code);
     n++;
