@@ -3,6 +3,7 @@
 // ControllerTableSource (real client). Authentication is the hub's injected
 // function; the TokenReview-backed one is exercised on the cluster.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
@@ -306,6 +307,39 @@ describe("agent protocol", () => {
       },
     );
     expect(afterRestart.map((t) => `${t.version?.epoch}.${t.version?.number}`)).toEqual(["1.5", "2.1"]);
+  });
+
+  it("abandons a connection attempt that never completes and reaches the controller on the next one", {
+    timeout: 15_000,
+  }, async () => {
+    // A listener that accepts and then says nothing: what a SYN to a controller pod that just
+    // died looks like from the agent, minus the minutes of kernel retries.
+    const held: net.Socket[] = [];
+    const blackHole = net.createServer((s) => held.push(s));
+    await new Promise<void>((r) => blackHole.listen(0, "127.0.0.1", r));
+    const port = (blackHole.address() as net.AddressInfo).port;
+    try {
+      const applied: NodeTable[] = [];
+      startAgent(port, "n1", "token-n1", async (t) => applied.push(t), undefined, { connectTimeoutMs: 300 });
+      await eventually(
+        "a second attempt after the first hung",
+        () => expect(held.length).toBeGreaterThan(1),
+        {
+          timeoutMs: 5_000,
+        },
+      );
+      // The hung connections stay open; only the listener goes, and the controller takes the port.
+      // (close()'s callback would wait for the held connections; the port is free at once.)
+      blackHole.close();
+      const ctl = await startController(port, new Map([["n1", table("n1", 1, 1)]]));
+      running.push(ctl);
+      await eventually("table from the controller", () => expect(applied.at(-1)?.version?.number).toBe(1), {
+        timeoutMs: 5_000,
+      });
+    } finally {
+      for (const s of held) s.destroy();
+      blackHole.close();
+    }
   });
 });
 

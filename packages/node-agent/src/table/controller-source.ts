@@ -39,6 +39,12 @@ export interface ControllerSourceOptions {
   log: Logger;
   backoffInitialMs?: number;
   backoffMaxMs?: number;
+  /**
+   * How long one attempt may take to reach a ready connection (TCP, TLS, HTTP/2) before it
+   * is abandoned for a fresh one (default 10000). Without it a SYN to a controller pod that
+   * just died (its Service endpoint not yet removed) waits out the kernel's SYN retries, ~2 min.
+   */
+  connectTimeoutMs?: number;
   /** How often to send BackendStats (default 5000; 0 = never). */
   statsIntervalMs?: number;
   /** Per-backend counters since the last call; undefined when there is nothing to report. */
@@ -152,8 +158,18 @@ export class ControllerTableSource implements TableSource {
     });
     const md = new grpc.Metadata();
     md.set("authorization", `Bearer ${token}`);
-    const stream = this.#client.connect(md);
+    const client = this.#client;
+    const stream = client.connect(md);
     this.#stream = stream;
+    const connectTimeoutMs = this.#o.connectTimeoutMs ?? 10_000;
+    client.waitForReady(Date.now() + connectTimeoutMs, (err) => {
+      if (!err || this.#stream !== stream) return;
+      log.warn(
+        { address: this.#o.address, connectTimeoutMs },
+        "controller not reachable in time; retrying on a new connection",
+      );
+      stream.cancel();
+    });
     this.#received = this.#appliedTable;
     const connectedAt = Date.now();
     stream.write({
