@@ -1,9 +1,11 @@
 // The canary adapter: once a second, on the leader only, observe each Canary
 // (its route, whether every connected agent ACKed a table carrying the
-// status's weights, the canary backend's traffic since the step was applied),
-// ask the pure state machine (canary.ts) what to do, write the status it
-// returns and record its events. The weights themselves reach the tables
-// through the controller's overlay, which reads the status written here.
+// status's weights, the canary and stable backends' traffic since the step
+// was applied), ask the pure state machine (canary.ts) what to do, make the
+// webhook calls it asks for and ask again with their answers, then write the
+// status it returns, record its events and tell Rollback webhooks. The
+// weights themselves reach the tables through the controller's overlay, which
+// reads the status written here.
 import {
   CoreV1Api,
   CustomObjectsApi,
@@ -25,7 +27,9 @@ import {
   overlayProblem,
   overlayWeight,
   statusFingerprint,
+  type WebhookCall,
 } from "./canary.ts";
+import { callWebhooks, type PostWebhook, postWebhook } from "./webhook.ts";
 
 export interface CanaryLoopOptions {
   kc: KubeConfig;
@@ -37,7 +41,12 @@ export interface CanaryLoopOptions {
   agents(): AgentState[];
   stats(): BackendStatsWindow | undefined;
   tickMs?: number;
+  /** The HTTP POST of webhooks; tests replace it. */
+  postWebhook?: PostWebhook;
 }
+
+/** A decision may ask for PreStep and Analysis webhooks in one tick; more rounds mean a bug. */
+const MAX_WEBHOOK_ROUNDS = 3;
 
 export interface RunningCanaryLoop {
   stop(): Promise<void>;
@@ -67,14 +76,16 @@ export function observeCanary(c: CanaryObject, o: CanaryLoopOptions, now: number
   const targetProblem = !spec ? undefined : !route ? "not found" : overlayProblem(route, spec);
   const since = c.status.stepAppliedAt ? Date.parse(c.status.stepAppliedAt) : undefined;
   const window = o.stats();
-  const summary =
-    spec && since !== undefined && window
-      ? window.summary(backendId(c.namespace, spec.canary.name, spec.canary.port), now, since)
-      : undefined;
+  const summary = (b: { name: string; port: number }) => {
+    if (since === undefined || !window) return undefined;
+    const x = window.summary(backendId(c.namespace, b.name, b.port), now, since);
+    return { requests: x.requests, failures: x.failures, p99Ms: x.p99Ms };
+  };
   return {
     targetProblem,
     applied: appliedByAgents(c.status, o.canaryApplied(`${c.namespace}/${c.name}`), o.agents()),
-    stats: summary && { requests: summary.requests, failures: summary.failures, p99Ms: summary.p99Ms },
+    stats: spec && summary(spec.canary),
+    stableStats: spec?.compare ? summary(spec.stable) : undefined,
   };
 }
 
@@ -82,6 +93,7 @@ export function startCanaryLoop(o: CanaryLoopOptions): RunningCanaryLoop {
   const api = o.kc.makeApiClient(CustomObjectsApi);
   const core = o.kc.makeApiClient(CoreV1Api);
   const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+  const post = o.postWebhook ?? postWebhook;
   /** resourceVersion a Canary had when we last wrote it: until the informer moves past it, it is stale. */
   const wroteFrom = new Map<string, string>();
   let running: Promise<void> | undefined;
@@ -119,7 +131,28 @@ export function startCanaryLoop(o: CanaryLoopOptions): RunningCanaryLoop {
     const key = `${c.namespace}/${c.name}`;
     if (wroteFrom.get(key) === c.resourceVersion) return;
     wroteFrom.delete(key);
-    const decision = decideCanary(c, observeCanary(c, o, now), now);
+    let observation = observeCanary(c, o, now);
+    let decision = decideCanary(c, observation, now);
+    for (let round = 0; decision.call && round < MAX_WEBHOOK_ROUNDS; round++) {
+      const call = decision.call;
+      const results = await callWebhooks(call, post);
+      o.log.info(
+        { canary: key, webhookType: call.type, step: call.body.step, weight: call.body.weight, results },
+        "canary webhooks called",
+      );
+      observation = {
+        ...observation,
+        webhooks: [...(observation.webhooks ?? []), { type: call.type, results }],
+      };
+      decision = decideCanary(c, observation, now);
+    }
+    if (decision.call) {
+      o.log.error(
+        { canary: key, webhookType: decision.call.type },
+        "canary decision kept asking for webhooks",
+      );
+      return;
+    }
     if (statusFingerprint(decision.status) === statusFingerprint(c.status)) return;
     const s = decision.status;
     // A merge patch removes a field only when it is null.
@@ -128,6 +161,9 @@ export function startCanaryLoop(o: CanaryLoopOptions): RunningCanaryLoop {
       stepAppliedAt: s.stepAppliedAt ?? null,
       message: s.message ?? null,
       lastAnalysis: s.lastAnalysis ?? null,
+      webhooks: s.webhooks ?? null,
+      lastGate: s.lastGate ?? null,
+      invalidAction: s.invalidAction ?? null,
     };
     try {
       await api.patchNamespacedCustomObjectStatus(
@@ -154,6 +190,22 @@ export function startCanaryLoop(o: CanaryLoopOptions): RunningCanaryLoop {
         "canary advanced",
       );
     for (const e of decision.events) await record(c, e);
+    if (decision.notify) await notify(c, decision.notify);
+  };
+
+  /** Rollback webhooks only inform: their answers go to Events and the log, never to the decision. */
+  const notify = async (c: CanaryObject, call: WebhookCall) => {
+    const results = await callWebhooks(call, post);
+    o.log.info(
+      { canary: `${c.namespace}/${c.name}`, webhookType: call.type, results },
+      "canary webhooks called",
+    );
+    for (const r of results)
+      await record(c, {
+        type: r.ok ? "Normal" : "Warning",
+        reason: r.ok ? "WebhookCalled" : "WebhookFailed",
+        message: `${call.type} webhook ${r.name}: ${r.message}`,
+      });
   };
 
   const tick = async () => {

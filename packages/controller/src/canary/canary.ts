@@ -24,6 +24,35 @@ export interface BackendName {
   readonly port: number;
 }
 
+/** The annotation a person (or `trellis canary promote|abort|pause|resume`) sets to steer a run. */
+export const CANARY_ACTION_ANNOTATION = "trellis.dev/canary-action";
+export const CANARY_ACTIONS = ["promote", "abort", "pause", "resume"] as const;
+export type CanaryAction = (typeof CANARY_ACTIONS)[number];
+
+export const WEBHOOK_TYPES = ["PreStep", "Analysis", "Rollback"] as const;
+export type WebhookType = (typeof WEBHOOK_TYPES)[number];
+
+export interface CanaryWebhook {
+  readonly name: string;
+  readonly type: WebhookType;
+  readonly url: string;
+  readonly timeoutMs: number;
+  /** Consecutive failures of this webhook that fail the Canary (PreStep, Analysis). */
+  readonly failureThreshold: number;
+  /** Passed through in the request body, for the receiver. */
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+/** Canary judged against the stable backend over the same window. */
+export interface StableComparison {
+  /** Highest tolerated canary error rate minus stable error rate (0-1); undefined = not checked. */
+  readonly maxErrorRateIncrease: number | undefined;
+  /** Highest tolerated canary p99 / stable p99; undefined = not checked. */
+  readonly maxP99Ratio: number | undefined;
+  /** Requests the stable backend must have served in the window before comparing. */
+  readonly minStableRequests: number;
+}
+
 export interface CanarySpec {
   readonly targetKind: "HTTPRoute" | "GRPCRoute";
   readonly targetName: string;
@@ -37,9 +66,20 @@ export interface CanarySpec {
   readonly minRequests: number;
   readonly maxErrorRate: number;
   readonly maxP99Ms: number | undefined;
+  readonly compare: StableComparison | undefined;
+  readonly webhooks: readonly CanaryWebhook[];
   readonly paused: boolean;
   readonly promote: boolean;
   readonly abort: boolean;
+}
+
+/** Traffic numbers of one backend over an analysis window. */
+export interface WindowStats {
+  readonly requests: number;
+  readonly errors: number;
+  readonly errorRate: number;
+  /** Bucket upper bound; -1 for the overflow bucket; null without data. */
+  readonly p99Ms: number | null;
 }
 
 export interface CanaryAnalysis {
@@ -50,6 +90,27 @@ export interface CanaryAnalysis {
   readonly p99Ms: number | null;
   readonly at: string;
   readonly result: "Passed" | "Failed" | "Waiting";
+  /** The stable backend over the same window; only with analysis.compareToStable. */
+  readonly stable?: WindowStats;
+  /** Outcome of the comparison with the stable backend, in words. */
+  readonly comparison?: string;
+}
+
+/** What a webhook answered last, kept in status so failures count across ticks and restarts. */
+export interface WebhookStatus {
+  readonly name: string;
+  readonly type: WebhookType;
+  readonly result: "Passed" | "Failed";
+  readonly consecutiveFailures: number;
+  readonly message: string;
+  readonly at: string;
+}
+
+/** The manual gate that last changed the phase, and where it came from. */
+export interface GateRecord {
+  readonly action: CanaryAction;
+  readonly source: "spec" | "annotation";
+  readonly at: string;
 }
 
 export interface CanaryCondition {
@@ -70,6 +131,10 @@ export interface CanaryStatus {
   readonly lastAnalysis?: CanaryAnalysis;
   readonly conditions?: readonly CanaryCondition[];
   readonly observedGeneration?: number;
+  readonly webhooks?: readonly WebhookStatus[];
+  readonly lastGate?: GateRecord;
+  /** A value of the canary-action annotation that is not an action (reported once, then ignored). */
+  readonly invalidAction?: string;
 }
 
 export interface CanaryObject {
@@ -81,6 +146,8 @@ export interface CanaryObject {
   /** undefined when the spec cannot be read; `problem` says why. */
   readonly spec: CanarySpec | undefined;
   readonly problem: string | undefined;
+  /** The trellis.dev/canary-action annotation, as written (undefined when absent). */
+  readonly action: string | undefined;
   readonly status: CanaryStatus;
 }
 
@@ -130,6 +197,7 @@ export function readCanary(obj: Json): CanaryObject | undefined {
     uid: str(meta?.uid) ?? "",
     generation: int(meta?.generation) ?? 0,
     resourceVersion: str(meta?.resourceVersion) ?? "",
+    action: isObj(meta?.annotations) ? str(meta.annotations[CANARY_ACTION_ANNOTATION])?.trim() : undefined,
     status: readStatus(obj.status),
   };
   const parsed = readSpec(obj.spec);
@@ -161,6 +229,11 @@ function readSpec(spec: unknown): CanarySpec | string {
   const analysis = isObj(spec.analysis) ? spec.analysis : {};
   const maxErrorRate = typeof analysis.maxErrorRate === "number" ? analysis.maxErrorRate : 0.01;
   const maxP99 = analysis.maxP99Ms;
+  const minRequests = Math.max(0, int(analysis.minRequests) ?? 20);
+  const compare = readComparison(analysis.compareToStable, minRequests);
+  if (typeof compare === "string") return compare;
+  const webhooks = readWebhooks(spec.webhooks);
+  if (typeof webhooks === "string") return webhooks;
   return {
     targetKind,
     targetName,
@@ -169,13 +242,63 @@ function readSpec(spec: unknown): CanarySpec | string {
     canary,
     steps,
     intervalMs: interval.ms,
-    minRequests: Math.max(0, int(analysis.minRequests) ?? 20),
+    minRequests,
     maxErrorRate,
     maxP99Ms: typeof maxP99 === "number" && maxP99 > 0 ? maxP99 : undefined,
+    compare,
+    webhooks,
     paused: spec.paused === true,
     promote: spec.promote === true,
     abort: spec.abort === true,
   };
+}
+
+const num = (v: unknown): number | undefined => (typeof v === "number" && Number.isFinite(v) ? v : undefined);
+
+function readComparison(v: unknown, minRequests: number): StableComparison | undefined | string {
+  if (v === undefined) return undefined;
+  if (!isObj(v)) return "spec.analysis.compareToStable must be an object";
+  const maxErrorRateIncrease = num(v.maxErrorRateIncrease);
+  const maxP99Ratio = num(v.maxP99Ratio);
+  if (maxErrorRateIncrease === undefined && maxP99Ratio === undefined)
+    return "spec.analysis.compareToStable needs maxErrorRateIncrease and/or maxP99Ratio";
+  if (maxErrorRateIncrease !== undefined && (maxErrorRateIncrease < 0 || maxErrorRateIncrease > 1))
+    return "spec.analysis.compareToStable.maxErrorRateIncrease must be 0-1 (a difference of error rates)";
+  if (maxP99Ratio !== undefined && maxP99Ratio < 1)
+    return "spec.analysis.compareToStable.maxP99Ratio must be at least 1 (canary p99 / stable p99)";
+  const minStable = int(v.minStableRequests);
+  return {
+    maxErrorRateIncrease,
+    maxP99Ratio,
+    minStableRequests: minStable !== undefined && minStable >= 0 ? minStable : minRequests,
+  };
+}
+
+const WEBHOOK_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+function readWebhooks(v: unknown): CanaryWebhook[] | string {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) return "spec.webhooks must be a list";
+  const out: CanaryWebhook[] = [];
+  for (const [i, w] of v.entries()) {
+    const at = `spec.webhooks[${i}]`;
+    if (!isObj(w)) return `${at} must be an object`;
+    const name = str(w.name);
+    if (!name || !WEBHOOK_NAME.test(name)) return `${at}.name must be a DNS label (a-z, 0-9, -)`;
+    if (out.some((o) => o.name === name)) return `${at}.name "${name}" is used twice`;
+    const type = WEBHOOK_TYPES.find((t) => t === w.type);
+    if (!type) return `${at}.type must be one of ${WEBHOOK_TYPES.join(", ")}`;
+    const url = str(w.url);
+    if (!url || !/^https?:\/\/[^\s/]+/.test(url)) return `${at}.url must be an http:// or https:// URL`;
+    const timeout = int(w.timeoutSeconds) ?? 5;
+    if (timeout < 1 || timeout > 60) return `${at}.timeoutSeconds must be 1-60`;
+    const threshold = int(w.failureThreshold) ?? 3;
+    if (threshold < 1 || threshold > 20) return `${at}.failureThreshold must be 1-20`;
+    const metadata: Record<string, string> = {};
+    if (isObj(w.metadata)) for (const [k, val] of Object.entries(w.metadata)) metadata[k] = String(val);
+    out.push({ name, type, url, timeoutMs: timeout * 1000, failureThreshold: threshold, metadata });
+  }
+  return out;
 }
 
 function readStatus(v: unknown): CanaryStatus {
@@ -197,6 +320,10 @@ function readStatus(v: unknown): CanaryStatus {
   if (Array.isArray(v.conditions)) out.conditions = v.conditions as CanaryCondition[];
   const og = int(v.observedGeneration);
   if (og !== undefined) out.observedGeneration = og;
+  if (Array.isArray(v.webhooks)) out.webhooks = v.webhooks.filter(isObj) as unknown as WebhookStatus[];
+  if (isObj(v.lastGate)) out.lastGate = v.lastGate as unknown as GateRecord;
+  const invalid = str(v.invalidAction);
+  if (invalid) out.invalidAction = invalid;
   return out;
 }
 
@@ -308,6 +435,159 @@ export function overlayRoute(route: Json, overlays: readonly RouteOverlay[]): Js
 }
 
 // ---------------------------------------------------------------------------
+// Manual gates: spec fields and the canary-action annotation.
+
+type GateSource = GateRecord["source"];
+
+export interface EffectiveGates {
+  readonly abort: GateSource | undefined;
+  readonly promote: GateSource | undefined;
+  readonly paused: boolean;
+  readonly pauseSource: GateSource;
+  /** The annotation's value when it is not an action. */
+  readonly invalid: string | undefined;
+}
+
+/**
+ * Abort wins over promote, promote over pause, whichever field or annotation
+ * asks. For pause, the annotation (pause or resume) overrides spec.paused, so
+ * a person can resume a run whose manifest says paused without editing it.
+ */
+export function effectiveGates(
+  spec: Pick<CanarySpec, "abort" | "promote" | "paused">,
+  annotation: string | undefined,
+): EffectiveGates {
+  const action = CANARY_ACTIONS.find((a) => a === annotation);
+  const invalid = annotation && !action ? annotation : undefined;
+  const from = (field: boolean, act: CanaryAction): GateSource | undefined =>
+    field ? "spec" : action === act ? "annotation" : undefined;
+  const byAnnotation = action === "pause" || action === "resume";
+  return {
+    abort: from(spec.abort, "abort"),
+    promote: from(spec.promote, "promote"),
+    paused: byAnnotation ? action === "pause" : spec.paused,
+    pauseSource: byAnnotation ? "annotation" : "spec",
+    invalid,
+  };
+}
+
+const gateText = (action: CanaryAction, source: GateSource): string =>
+  source === "spec"
+    ? `spec.${action === "pause" ? "paused" : action === "resume" ? "paused: false" : action}`
+    : `annotation ${CANARY_ACTION_ANNOTATION}=${action}`;
+
+// ---------------------------------------------------------------------------
+// Canary against stable.
+
+/** One backend's traffic over the analysis window, as the adapter measured it. */
+export interface BackendWindow {
+  readonly requests: number;
+  readonly failures: number;
+  /** Bucket upper bound in ms; Infinity for the overflow bucket; undefined without data. */
+  readonly p99Ms: number | undefined;
+}
+
+export interface ComparisonVerdict {
+  readonly result: "Passed" | "Failed" | "Waiting";
+  readonly message: string;
+}
+
+const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
+const ms = (x: number | undefined) =>
+  x === undefined ? "n/a" : Number.isFinite(x) ? `${x} ms` : "> highest bucket";
+
+/** canary p99 / stable p99 with the overflow bucket as +Infinity (both overflowing count as equal). */
+export function p99Ratio(canary: number, stable: number): number {
+  if (!Number.isFinite(canary)) return Number.isFinite(stable) ? Number.POSITIVE_INFINITY : 1;
+  if (!Number.isFinite(stable)) return 0;
+  return canary / Math.max(stable, Number.MIN_VALUE);
+}
+
+/**
+ * Judges the canary against the stable backend over the same window. Waiting
+ * until both sides have their minimum of requests: a comparison with a
+ * handful of stable samples would pass or fail on noise.
+ */
+export function compareWithStable(
+  canary: BackendWindow,
+  stable: BackendWindow,
+  cmp: StableComparison,
+  minCanaryRequests: number,
+): ComparisonVerdict {
+  const needCanary = Math.max(1, minCanaryRequests);
+  const needStable = Math.max(1, cmp.minStableRequests);
+  if (canary.requests < needCanary)
+    return {
+      result: "Waiting",
+      message: `comparison waits: canary has ${canary.requests} of ${needCanary} requests`,
+    };
+  if (stable.requests < needStable)
+    return {
+      result: "Waiting",
+      message: `comparison waits: stable has ${stable.requests} of ${needStable} requests needed to compare`,
+    };
+  const cr = canary.failures / canary.requests;
+  const sr = stable.failures / stable.requests;
+  const increase = cr - sr;
+  const rates = `error rate ${pct(cr)} vs stable ${pct(sr)}`;
+  // Rounded to the precision status shows, so a decision never hinges on float noise.
+  if (cmp.maxErrorRateIncrease !== undefined && Math.round((increase - cmp.maxErrorRateIncrease) * 1e9) > 0)
+    return {
+      result: "Failed",
+      message: `${rates}: ${(increase * 100).toFixed(1)} points above stable > max ${(cmp.maxErrorRateIncrease * 100).toFixed(1)}`,
+    };
+  let latency = "p99 not compared (no latency data)";
+  if (cmp.maxP99Ratio !== undefined && canary.p99Ms !== undefined && stable.p99Ms !== undefined) {
+    const ratio = p99Ratio(canary.p99Ms, stable.p99Ms);
+    const shown = Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : "unbounded";
+    latency = `p99 ${ms(canary.p99Ms)} vs stable ${ms(stable.p99Ms)} (${shown})`;
+    if (ratio > cmp.maxP99Ratio) return { result: "Failed", message: `${latency} > max ${cmp.maxP99Ratio}x` };
+  } else if (cmp.maxP99Ratio === undefined) latency = "p99 not compared";
+  return { result: "Passed", message: `${rates}, ${latency}` };
+}
+
+// ---------------------------------------------------------------------------
+// Webhooks: the body the controller POSTs, and what came back.
+
+export interface WebhookBody {
+  readonly apiVersion: "trellis.dev/v1alpha1";
+  readonly kind: "CanaryWebhook";
+  readonly type: WebhookType;
+  readonly canary: { readonly namespace: string; readonly name: string; readonly uid: string };
+  readonly target: { readonly kind: string; readonly name: string; readonly rule: CanarySpec["rule"] };
+  readonly stableBackend: BackendName;
+  readonly canaryBackend: BackendName;
+  readonly phase: CanaryPhase;
+  /** PreStep: the step about to be applied (steps = promotion to 100 %); else the current step. 0-based. */
+  readonly step: number;
+  readonly steps: number;
+  /** Canary weight in percent: about to be applied (PreStep), applied (Analysis), 0 (Rollback). */
+  readonly weight: number;
+  readonly lastAnalysis: CanaryAnalysis | null;
+  readonly message: string;
+  /** The webhook's own spec.webhooks[].metadata; the adapter fills it per webhook. */
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+export interface WebhookResult {
+  readonly name: string;
+  /** 2xx within the timeout. */
+  readonly ok: boolean;
+  /** e.g. "HTTP 200 in 12 ms", "HTTP 503: not ready", "timed out after 5 s". */
+  readonly message: string;
+}
+
+/** Webhooks to call: the same body for each, plus each webhook's metadata. */
+export interface WebhookCall {
+  readonly type: WebhookType;
+  readonly hooks: readonly CanaryWebhook[];
+  readonly body: WebhookBody;
+}
+
+/** A failed webhook is called again at most this often (or every interval, if shorter). */
+export const WEBHOOK_RETRY_MAX_MS = 30_000;
+
+// ---------------------------------------------------------------------------
 // The state machine.
 
 /** What the adapter observed for one Canary at `now`. */
@@ -320,9 +600,14 @@ export interface CanaryObservation {
    */
   readonly applied: { readonly done: boolean; readonly acked: number; readonly agents: number };
   /** Canary backend traffic since status.stepAppliedAt (undefined when that is unset). */
-  readonly stats:
-    | { readonly requests: number; readonly failures: number; readonly p99Ms: number | undefined }
-    | undefined;
+  readonly stats: BackendWindow | undefined;
+  /** Stable backend traffic over the same window (read only with analysis.compareToStable). */
+  readonly stableStats?: BackendWindow | undefined;
+  /**
+   * Webhook answers gathered in this tick, by type. A decision that needs a
+   * type not listed here returns `call` instead; the adapter calls and decides again.
+   */
+  readonly webhooks?: readonly { readonly type: WebhookType; readonly results: readonly WebhookResult[] }[];
 }
 
 export interface CanaryEvent {
@@ -334,11 +619,11 @@ export interface CanaryEvent {
 export interface CanaryDecision {
   readonly status: CanaryStatus;
   readonly events: readonly CanaryEvent[];
+  /** Not a decision yet: call these webhooks, then decide again with their results; write nothing. */
+  readonly call?: WebhookCall;
+  /** Call after writing the status; the answers only inform (Rollback). */
+  readonly notify?: WebhookCall;
 }
-
-const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
-const ms = (x: number | undefined) =>
-  x === undefined ? "n/a" : Number.isFinite(x) ? `${x} ms` : "> highest bucket";
 
 /** Next status and events for one Canary. Pure: the same inputs give the same decision. */
 export function decideCanary(canary: CanaryObject, obs: CanaryObservation, now: number): CanaryDecision {
@@ -346,6 +631,11 @@ export function decideCanary(canary: CanaryObject, obs: CanaryObservation, now: 
   const prev = canary.status;
   const events: CanaryEvent[] = [];
   const gen = canary.generation;
+  const gates = canary.spec
+    ? effectiveGates(canary.spec, canary.action)
+    : effectiveGates({ abort: false, promote: false, paused: false }, canary.action);
+  /** Webhook answers as they will be written: updated by `gate` below. */
+  let hookState: readonly WebhookStatus[] | undefined = prev.webhooks;
   const finish = (
     next: CanaryStatus,
     condition: { status: "True" | "False" | "Unknown"; reason: string; message: string },
@@ -366,8 +656,22 @@ export function decideCanary(canary: CanaryObject, obs: CanaryObservation, now: 
         reason: condition.reason,
         message: condition.message,
       });
+    if (gates.invalid && gates.invalid !== prev.invalidAction)
+      events.push({
+        type: "Warning",
+        reason: "InvalidAction",
+        message: `annotation ${CANARY_ACTION_ANNOTATION}="${gates.invalid}" is not one of ${CANARY_ACTIONS.join(", ")}: ignored; fix with kubectl annotate --overwrite canary ${canary.name} ${CANARY_ACTION_ANNOTATION}=<action>`,
+      });
+    const { invalidAction: _, webhooks: __, ...rest } = next;
     return {
-      status: { ...next, message: condition.message, conditions: [cond], observedGeneration: gen },
+      status: {
+        ...rest,
+        ...(hookState?.length ? { webhooks: hookState } : {}),
+        ...(gates.invalid ? { invalidAction: gates.invalid } : {}),
+        message: condition.message,
+        conditions: [cond],
+        observedGeneration: gen,
+      },
       events,
     };
   };
@@ -387,19 +691,144 @@ export function decideCanary(canary: CanaryObject, obs: CanaryObservation, now: 
     return { status: prev, events: [] };
   }
 
-  const fail = (reason: string, message: string): CanaryDecision =>
-    finish(
+  const body = (
+    type: WebhookType,
+    step: number,
+    weight: number,
+    lastAnalysis: CanaryAnalysis | null,
+    message: string,
+  ): WebhookBody => ({
+    apiVersion: "trellis.dev/v1alpha1",
+    kind: "CanaryWebhook",
+    type,
+    canary: { namespace: canary.namespace, name: canary.name, uid: canary.uid },
+    target: { kind: spec.targetKind, name: spec.targetName, rule: spec.rule },
+    stableBackend: spec.stable,
+    canaryBackend: spec.canary,
+    phase,
+    step,
+    steps: steps.length,
+    weight,
+    lastAnalysis,
+    message,
+    metadata: {},
+  });
+
+  const fail = (reason: string, message: string): CanaryDecision => {
+    const rollback = spec.webhooks.filter((w) => w.type === "Rollback");
+    const d = finish(
       { ...prev, phase: "Failed", canaryWeight: 0, stepAppliedAt: undefined },
       { status: "False", reason, message },
       { type: "Warning", reason, message: `${message}; traffic back to ${spec.stable.name}` },
     );
-  const promoting = (message: string): CanaryDecision =>
+    if (!rollback.length) return d;
+    const b = body(
+      "Rollback",
+      prev.step ?? 0,
+      0,
+      d.status.lastAnalysis ?? prev.lastAnalysis ?? null,
+      message,
+    );
+    return { ...d, notify: { type: "Rollback", hooks: rollback, body: { ...b, phase: "Failed" } } };
+  };
+  const promoting = (message: string, gate?: GateRecord): CanaryDecision =>
     finish(
-      { ...prev, phase: "Promoting", canaryWeight: 100, stepAppliedAt: undefined },
+      {
+        ...prev,
+        phase: "Promoting",
+        canaryWeight: 100,
+        stepAppliedAt: undefined,
+        ...(gate ? { lastGate: gate } : {}),
+      },
       { status: "True", reason: "Promoting", message },
       { type: "Normal", reason: "Promoting", message },
     );
 
+  const promoteGate = (source: GateSource): CanaryDecision =>
+    promoting(`promoted by ${gateText("promote", source)}`, { action: "promote", source, at });
+
+  /**
+   * Runs the webhooks of `type` for the transition at hand. undefined: all
+   * passed (or none configured), go on. Otherwise the decision to return:
+   * a call to make, a wait, or a failure once a webhook failed too often.
+   */
+  const gate = (
+    type: "PreStep" | "Analysis",
+    step: number,
+    weight: number,
+    label: string,
+    lastAnalysis: CanaryAnalysis | null,
+    waiting: CanaryStatus,
+  ): CanaryDecision | undefined => {
+    const hooks = spec.webhooks.filter((w) => w.type === type);
+    if (!hooks.length) return undefined;
+    const got = obs.webhooks?.find((r) => r.type === type);
+    if (!got) {
+      const lastFailure = Math.max(
+        ...(hookState ?? []).filter((h) => h.result === "Failed").map((h) => Date.parse(h.at)),
+      );
+      const retryMs = Math.min(spec.intervalMs, WEBHOOK_RETRY_MAX_MS);
+      if (now - lastFailure < retryMs) {
+        const failed = (hookState ?? []).filter((h) => h.result === "Failed");
+        return finish(waiting, {
+          status: "True",
+          reason: "WaitingForWebhook",
+          message: `${label}: waiting for webhook ${failed.map((h) => `${h.name} (${h.consecutiveFailures} failure(s): ${h.message})`).join(", ")}; next call in ${Math.ceil((lastFailure + retryMs - now) / 1000)} s`,
+        });
+      }
+      const message = type === "PreStep" ? `about to apply ${weight} % to ${spec.canary.name}` : label;
+      return {
+        status: prev,
+        events: [],
+        call: { type, hooks, body: body(type, step, weight, lastAnalysis, message) },
+      };
+    }
+    const failed: { hook: CanaryWebhook; failures: number; message: string }[] = [];
+    const next = new Map((hookState ?? []).map((h) => [h.name, h]));
+    for (const hook of hooks) {
+      const r = got.results.find((x) => x.name === hook.name) ?? {
+        name: hook.name,
+        ok: false,
+        message: "not called",
+      };
+      const failures = r.ok ? 0 : (next.get(hook.name)?.consecutiveFailures ?? 0) + 1;
+      next.set(hook.name, {
+        name: hook.name,
+        type,
+        result: r.ok ? "Passed" : "Failed",
+        consecutiveFailures: failures,
+        message: r.message,
+        at,
+      });
+      if (!r.ok) failed.push({ hook, failures, message: r.message });
+    }
+    // Entries of webhooks no longer in the spec go; the rest keep the spec's order.
+    hookState = spec.webhooks.flatMap((w) => {
+      const h = next.get(w.name);
+      return h ? [h] : [];
+    });
+    if (!failed.length) return undefined;
+    const over = failed.find((f) => f.failures >= f.hook.failureThreshold);
+    if (over)
+      return fail(
+        "WebhookFailed",
+        `${label}: ${type} webhook ${over.hook.name} failed ${over.failures} time(s) in a row (${over.message})`,
+      );
+    const retryS = Math.ceil(Math.min(spec.intervalMs, WEBHOOK_RETRY_MAX_MS) / 1000);
+    const message = `${label}: ${type} webhook ${failed
+      .map((f) => `${f.hook.name} failed (${f.message}), ${f.failures}/${f.hook.failureThreshold}`)
+      .join("; ")}; retrying in ${retryS} s`;
+    return finish(
+      waiting,
+      { status: "True", reason: "WaitingForWebhook", message },
+      { type: "Warning", reason: "WebhookFailed", message },
+    );
+  };
+
+  if (gates.abort) {
+    const d = fail("Aborted", `aborted by ${gateText("abort", gates.abort)}`);
+    return { ...d, status: { ...d.status, lastGate: { action: "abort", source: gates.abort, at } } };
+  }
   if (phase === "Initializing") {
     if (obs.targetProblem)
       return finish(
@@ -410,13 +839,17 @@ export function decideCanary(canary: CanaryObject, obs: CanaryObservation, now: 
           message: `${spec.targetKind} ${spec.targetName}: ${obs.targetProblem}`,
         },
       );
+    if (gates.promote) return promoteGate(gates.promote);
     const w = steps[0]!;
+    const label = `step 1/${steps.length}`;
+    const pre = gate("PreStep", 0, w, label, null, { ...prev, phase: "Initializing" });
+    if (pre) return pre;
     return finish(
-      { phase: "Progressing", canaryWeight: w, step: 0 },
+      { ...prev, phase: "Progressing", canaryWeight: w, step: 0, stepAppliedAt: undefined },
       {
         status: "True",
         reason: "Started",
-        message: `step 1/${steps.length}: ${spec.canary.name} ${w} %, ${spec.stable.name} ${100 - w} %`,
+        message: `${label}: ${spec.canary.name} ${w} %, ${spec.stable.name} ${100 - w} %`,
       },
       {
         type: "Normal",
@@ -426,7 +859,6 @@ export function decideCanary(canary: CanaryObject, obs: CanaryObservation, now: 
     );
   }
 
-  if (spec.abort) return fail("Aborted", "aborted by spec.abort");
   if (phase === "Promoting") {
     if (obs.applied.done)
       return finish(
@@ -448,22 +880,34 @@ export function decideCanary(canary: CanaryObject, obs: CanaryObservation, now: 
       message: `waiting for agents to apply 100 % ${spec.canary.name} (${obs.applied.acked}/${obs.applied.agents} ACKed)`,
     });
   }
-  if (spec.promote) return promoting("promoted by spec.promote");
+  if (gates.promote) return promoteGate(gates.promote);
 
   const step = Math.min(prev.step ?? 0, steps.length - 1);
   const weight = prev.canaryWeight ?? steps[step]!;
   const stepLabel = `step ${step + 1}/${steps.length} (${spec.canary.name} ${weight} %)`;
 
-  if (phase === "Paused" || spec.paused) {
-    if (spec.paused)
+  if (phase === "Paused" || gates.paused) {
+    if (gates.paused) {
+      const by = gateText("pause", gates.pauseSource);
       return finish(
-        { ...prev, phase: "Paused" },
-        { status: "Unknown", reason: "Paused", message: `${stepLabel}: paused by spec.paused` },
+        {
+          ...prev,
+          phase: "Paused",
+          ...(phase !== "Paused" ? { lastGate: { action: "pause", source: gates.pauseSource, at } } : {}),
+        },
+        { status: "Unknown", reason: "Paused", message: `${stepLabel}: paused by ${by}` },
       );
+    }
     // Resumed: the interval starts over so paused time is not analysed.
+    const by = gates.pauseSource === "annotation" ? gateText("resume", "annotation") : "spec.paused: false";
     return finish(
-      { ...prev, phase: "Progressing", stepAppliedAt: prev.stepAppliedAt ? at : undefined },
-      { status: "True", reason: "Resumed", message: `${stepLabel}: resumed` },
+      {
+        ...prev,
+        phase: "Progressing",
+        stepAppliedAt: prev.stepAppliedAt ? at : undefined,
+        lastGate: { action: "resume", source: gates.pauseSource, at },
+      },
+      { status: "True", reason: "Resumed", message: `${stepLabel}: resumed by ${by}` },
     );
   }
 
@@ -493,14 +937,27 @@ export function decideCanary(canary: CanaryObject, obs: CanaryObservation, now: 
   const appliedAt = Date.parse(prev.stepAppliedAt);
   const elapsed = now - appliedAt;
   const s = obs.stats ?? { requests: 0, failures: 0, p99Ms: undefined };
+  const st = obs.stableStats ?? { requests: 0, failures: 0, p99Ms: undefined };
   const errorRate = s.requests > 0 ? s.failures / s.requests : 0;
+  const cmp = spec.compare ? compareWithStable(s, st, spec.compare, spec.minRequests) : undefined;
   const analysis = (result: CanaryAnalysis["result"]): CanaryAnalysis => ({
     requests: s.requests,
     errors: s.failures,
-    errorRate: Math.round(errorRate * 10_000) / 10_000,
-    p99Ms: s.p99Ms === undefined ? null : Number.isFinite(s.p99Ms) ? s.p99Ms : -1,
+    errorRate: round4(errorRate),
+    p99Ms: jsonP99(s.p99Ms),
     at,
     result,
+    ...(cmp
+      ? {
+          stable: {
+            requests: st.requests,
+            errors: st.failures,
+            errorRate: round4(st.requests > 0 ? st.failures / st.requests : 0),
+            p99Ms: jsonP99(st.p99Ms),
+          },
+          comparison: `${cmp.result}: ${cmp.message}`,
+        }
+      : {}),
   });
   // Failures show early: judge as soon as there are enough requests, even mid-interval.
   const enough = s.requests >= Math.max(1, spec.minRequests);
@@ -516,6 +973,11 @@ export function decideCanary(canary: CanaryObject, obs: CanaryObservation, now: 
   if (enough && spec.maxP99Ms !== undefined && s.p99Ms !== undefined && s.p99Ms > spec.maxP99Ms)
     return withAnalysis(
       fail("AnalysisFailed", `${stepLabel}: p99 ${ms(s.p99Ms)} > max ${spec.maxP99Ms} ms (${numbers})`),
+      analysis("Failed"),
+    );
+  if (cmp?.result === "Failed")
+    return withAnalysis(
+      fail("AnalysisFailed", `${stepLabel}: against stable, ${cmp.message} (${numbers})`),
       analysis("Failed"),
     );
   if (elapsed < spec.intervalMs) {
@@ -534,12 +996,40 @@ export function decideCanary(canary: CanaryObject, obs: CanaryObservation, now: 
         message: `${stepLabel}: ${s.requests} of ${spec.minRequests} requests needed before judging; waiting`,
       },
     );
-  const passed = `${stepLabel} passed: ${numbers}`;
-  if (step + 1 >= steps.length) {
+  if (cmp?.result === "Waiting")
+    return finish(
+      { ...prev, lastAnalysis: analysis("Waiting") },
+      { status: "True", reason: "WaitingForTraffic", message: `${stepLabel}: ${cmp.message}; waiting` },
+    );
+  const passedAnalysis = analysis("Passed");
+  const waiting = { ...prev, lastAnalysis: analysis("Waiting") };
+  const hooked = gate("Analysis", step, weight, stepLabel, passedAnalysis, waiting);
+  if (hooked)
+    return hooked.call
+      ? hooked
+      : withAnalysis(hooked, hooked.status.phase === "Failed" ? analysis("Failed") : analysis("Waiting"));
+  const last = step + 1 >= steps.length;
+  const next = last ? 100 : steps[step + 1]!;
+  const pre = gate(
+    "PreStep",
+    last ? steps.length : step + 1,
+    next,
+    last
+      ? `promotion of ${spec.canary.name}`
+      : `step ${step + 2}/${steps.length} (${spec.canary.name} ${next} %)`,
+    passedAnalysis,
+    waiting,
+  );
+  if (pre)
+    return pre.call
+      ? pre
+      : withAnalysis(pre, pre.status.phase === "Failed" ? analysis("Failed") : analysis("Waiting"));
+  const comparison = cmp ? `; against stable: ${cmp.message}` : "";
+  const passed = `${stepLabel} passed: ${numbers}${comparison}`;
+  if (last) {
     const d = promoting(`${passed}; last step done, promoting to 100 %`);
-    return withAnalysis(d, analysis("Passed"));
+    return withAnalysis(d, passedAnalysis);
   }
-  const next = steps[step + 1]!;
   return withAnalysis(
     finish(
       { ...prev, step: step + 1, canaryWeight: next, stepAppliedAt: undefined },
@@ -554,9 +1044,13 @@ export function decideCanary(canary: CanaryObject, obs: CanaryObservation, now: 
         message: `${passed}; next: step ${step + 2}/${steps.length} with ${next} % to ${spec.canary.name}`,
       },
     ),
-    analysis("Passed"),
+    passedAnalysis,
   );
 }
+
+const round4 = (x: number) => Math.round(x * 10_000) / 10_000;
+const jsonP99 = (x: number | undefined): number | null =>
+  x === undefined ? null : Number.isFinite(x) ? x : -1;
 
 function withAnalysis(d: CanaryDecision, a: CanaryAnalysis): CanaryDecision {
   return { ...d, status: { ...d.status, lastAnalysis: a } };
