@@ -57,6 +57,13 @@ if [[ ! -d "$TRELLIS_ROOT/node_modules" || "$(cat "$stamp" 2>/dev/null)" != "$lo
   echo "$lock_hash" >"$stamp"
 fi
 
+# The `trellis` CLI (trellis status, check, canary ...) from this checkout, next to kubectl.
+cat >"$TOOLS/bin/trellis.tmp" <<EOF
+#!/bin/sh
+exec "$TOOLS/bin/node" --no-warnings "$TRELLIS_ROOT/packages/controller/src/cli/trellis.ts" "\$@"
+EOF
+chmod +x "$TOOLS/bin/trellis.tmp" && mv "$TOOLS/bin/trellis.tmp" "$TOOLS/bin/trellis"
+
 # --- kubebox: Kubernetes components + etcd + kubectl, one Go binary ----------
 kb_src="$TRELLIS_ROOT/test/cluster/kubebox"
 # Stamp the version the module really is; without it the components report v0.0.0-master.
