@@ -130,6 +130,8 @@ kind: DaemonSet
 metadata: { name: trellis-agent, namespace: ${TRELLIS_NAMESPACE} }
 spec:
   selector: { matchLabels: { app: trellis-agent } }
+  # As the chart: the new agent is Ready beside the old one before the old one drains.
+  updateStrategy: { type: RollingUpdate, rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } }
   template:
     metadata: { labels: { app: trellis-agent } }
     spec:
@@ -148,12 +150,13 @@ spec:
       - name: agent
         image: trellis.local/agent
         imagePullPolicy: Never
-        args: ["--controller", "${controllerIP}:${AGENT_PORT}", "--capture", "--admin-port", "15090"${debugHeaders ? ', "--debug-headers"' : ""}]
+        args: ["--controller", "${controllerIP}:${AGENT_PORT}", "--capture", "--admin-port", "15090", "--drain-ms", "2500", "--ready-file", "/run/trellis-agent/ready"${debugHeaders ? ', "--debug-headers"' : ""}]
         env:
         - { name: NODE_NAME, valueFrom: { fieldRef: { fieldPath: spec.nodeName } } }
-        readinessProbe: { httpGet: { path: /readyz, port: 15090 }, periodSeconds: 1 }
+        readinessProbe: { exec: { command: [test, -e, /run/trellis-agent/ready] }, periodSeconds: 1 }
         volumeMounts:
         - { name: run, mountPath: /var/run/trellis }
+        - { name: pod-run, mountPath: /run/trellis-agent }
         - { name: ca, mountPath: /var/run/trellis/ca, readOnly: true }
         - { name: state, mountPath: /var/lib/trellis }
         - { name: token, mountPath: /var/run/secrets/trellis, readOnly: true }
@@ -162,6 +165,7 @@ spec:
       - { name: cni-net, hostPath: { path: /etc/cni/net.d, type: DirectoryOrCreate } }
       - { name: run, hostPath: { path: /var/run/trellis, type: DirectoryOrCreate } }
       - { name: state, hostPath: { path: /var/lib/trellis, type: DirectoryOrCreate } }
+      - { name: pod-run, emptyDir: {} }
       - { name: ca, configMap: { name: trellis-ca-bundle } }
       - name: token
         projected:

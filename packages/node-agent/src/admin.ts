@@ -11,6 +11,8 @@ export function startAdminServer(
   port: number,
   /** More JSON debug pages, by path (e.g. /debug/capture). */
   debugPages: Readonly<Record<string, () => object>> = {},
+  /** /readyz; default: a table is applied. */
+  ready: () => boolean = () => agent.version !== null,
 ): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     const url = req.url ?? "/";
@@ -33,9 +35,9 @@ export function startAdminServer(
       return;
     }
     if (url === "/readyz") {
-      const ready = agent.version !== null;
-      res.writeHead(ready ? 200 : 503, { "content-type": "text/plain" });
-      res.end(ready ? "ok\n" : "no table applied yet\n");
+      const ok = ready();
+      res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" });
+      res.end(ok ? "ok\n" : "no table applied yet\n");
       return;
     }
     if (url === "/debug/portmap") {
@@ -59,7 +61,8 @@ export function startAdminServer(
   });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, address, () => {
+    // Shared with the next agent on the node during a rolling update (host network, one port).
+    server.listen({ port, host: address, reusePort: true }, () => {
       server.off("error", reject);
       resolve(server);
     });

@@ -43,6 +43,11 @@ export interface AgentOptions {
   clientKeepAliveMs?: number;
   headersTimeoutMs?: number;
   maxHeaderSize?: number;
+  /**
+   * Bind listeners with SO_REUSEPORT, so the next agent on the node can bind the same ports during
+   * a rolling update (the daemon sets it; agents sharing one process must not).
+   */
+  reusePort?: boolean;
   /** Called after each applied version with the new port map. */
   onPortMap?: (entries: PortMapEntry[]) => void;
 }
@@ -82,6 +87,8 @@ export class Agent {
   readonly #listenerOpts: ListenerOptions;
   readonly #listeners = new Map<string, Listener>();
   readonly #draining = new Set<Listener>();
+  /** "serviceIp|port" → listener port of the agent this one replaces (see adoptPorts). */
+  readonly #adopted = new Map<string, number>();
   #table: CompiledTable | null = null;
   #queue: Promise<unknown> = Promise.resolve();
   #retireTimer: NodeJS.Timeout | null = null;
@@ -103,6 +110,7 @@ export class Agent {
       clientKeepAliveMs: opts.clientKeepAliveMs ?? 60_000,
       headersTimeoutMs: opts.headersTimeoutMs ?? 30_000,
       maxHeaderSize: opts.maxHeaderSize ?? 16 * 1024,
+      reusePort: opts.reusePort ?? false,
       onPortMap: opts.onPortMap,
     };
     this.#breakers = new BreakerGroup(opts.breaker);
@@ -128,6 +136,7 @@ export class Agent {
       keepAliveTimeoutMs: this.#opts.clientKeepAliveMs,
       headersTimeoutMs: this.#opts.headersTimeoutMs,
       maxHeaderSize: this.#opts.maxHeaderSize,
+      reusePort: this.#opts.reusePort,
     };
     this.metrics?.setSources({
       upstreamConnections: () => ({ http1: this.#ctx.h1.connections(), http2: this.#ctx.h2.sessions() }),
@@ -171,6 +180,10 @@ export class Agent {
     for (const [key, l] of this.#listeners) {
       if (compiled.ports.has(key) && inRange(l.port, compiled)) used.add(l.port);
     }
+    // With SO_REUSEPORT a second bind of a port this process still holds would succeed, and the
+    // kernel would split that port's connections between two meanings until the swap below.
+    for (const l of this.#listeners.values()) if (!compiled.ports.has(l.key)) used.add(l.port);
+    for (const l of this.#draining) used.add(l.port);
     try {
       for (const [key, plan] of compiled.ports) {
         const existing = this.#listeners.get(key);
@@ -228,8 +241,30 @@ export class Agent {
     return result;
   }
 
+  /**
+   * Listener ports of the agent this one replaces (the node's programmed service-port map), so
+   * both bind the same port for the same service port while they overlap during a rolling
+   * update, and this one never binds a port the other uses for a different service port.
+   * Call before the first apply.
+   */
+  adoptPorts(entries: readonly { serviceIp: string; port: number; listenerPort: number }[]): void {
+    for (const e of entries) this.#adopted.set(`${e.serviceIp}|${e.port}`, e.listenerPort);
+  }
+
   async #openListener(plan: PortPlan, table: CompiledTable, used: Set<number>): Promise<Listener> {
-    for (let port = table.listenerPortMin; port <= table.listenerPortMax; port++) {
+    const own = new Set(plan.clusterIps.map((ip) => `${ip}|${plan.port}`));
+    let mine: number | undefined;
+    const others = new Set<number>();
+    for (const [k, p] of this.#adopted) {
+      if (own.has(k)) mine ??= p;
+      else others.add(p);
+    }
+    const candidates: number[] = [];
+    if (mine !== undefined && mine >= table.listenerPortMin && mine <= table.listenerPortMax)
+      candidates.push(mine);
+    for (let port = table.listenerPortMin; port <= table.listenerPortMax; port++)
+      if (port !== mine && !others.has(port)) candidates.push(port);
+    for (const port of candidates) {
       if (used.has(port)) continue;
       try {
         return await Listener.open(
@@ -323,6 +358,23 @@ export class Agent {
     });
   }
 
+  /**
+   * Graceful stop (SIGTERM): every listener stops accepting at once (with SO_REUSEPORT another
+   * agent on the same ports takes the new connections), requests in flight finish, HTTP/1.1
+   * connections close after their current response or once idle, HTTP/2 sessions get GOAWAY;
+   * whatever is left after `drainMs` is cut. Resolves when the agent is closed.
+   */
+  async shutdown(drainMs: number): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#queue;
+    const all = [...this.#listeners.values(), ...this.#draining];
+    this.#listeners.clear();
+    await Promise.all(all.map((l) => l.drain(drainMs)));
+    this.#draining.clear();
+    await this.#release();
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -331,6 +383,11 @@ export class Agent {
     await Promise.all([...this.#listeners.values(), ...this.#draining].map((l) => l.close()));
     this.#listeners.clear();
     this.#draining.clear();
+    await this.#release();
+  }
+
+  async #release(): Promise<void> {
+    if (this.#retireTimer !== null) clearTimeout(this.#retireTimer);
     await Promise.all([this.#ctx.h1.close(), this.#ctx.h2.close()]);
     this.#registry.close();
     this.#breakers.close();

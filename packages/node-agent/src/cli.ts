@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // trellis-agent: the node agent process.
 
-import { rm } from "node:fs/promises";
+import { rm, writeFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { CAPTURED_NAMESPACES_FILE, CNI_SOCKET_PATH } from "@trellis/api/cni";
@@ -11,8 +11,9 @@ import { startAdminServer } from "./admin.ts";
 import { Agent } from "./agent.ts";
 import { Capture } from "./capture/capture.ts";
 import { CaptureMetrics } from "./capture/capture-metrics.ts";
-import { startCniServer } from "./capture/cni-server.ts";
+import { type CniServer, startCniServer } from "./capture/cni-server.ts";
 import { NftProgram } from "./capture/nft.ts";
+import { readProgrammedPorts } from "./capture/programmed-ports.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { ControllerTableSource } from "./table/controller-source.ts";
 import { FileTableSource, type TableSource } from "./table/source.ts";
@@ -104,6 +105,16 @@ export function buildCommand(): Command {
       int("--drain-timeout-ms"),
       10_000,
     )
+    .option(
+      "--drain-ms <ms>",
+      "on SIGTERM: how long requests in flight may take before the agent exits (keep it below the pod's terminationGracePeriodSeconds)",
+      int("--drain-ms"),
+      10_000,
+    )
+    .option(
+      "--ready-file <path>",
+      "file created once the first table is applied and capture programmed, removed on SIGTERM (a pod-private readiness signal: the admin port is shared with the next agent during a rolling update)",
+    )
     .option("--connect-timeout-ms <ms>", "upstream connect timeout", int("--connect-timeout-ms"), 3_000)
     .option(
       "--breaker-consecutive-failures <n>",
@@ -151,11 +162,33 @@ interface CliOptions {
   debugHeaders: boolean;
   logLevel: string;
   drainTimeoutMs: number;
+  drainMs: number;
+  readyFile?: string;
   connectTimeoutMs: number;
   breakerConsecutiveFailures: number;
   breakerErrorPercentage: number;
   breakerVolume: number;
   breakerResetMs: number;
+}
+
+const MIGRATE_REQ = "/proc/sys/net/ipv4/tcp_migrate_req";
+
+/**
+ * net.ipv4.tcp_migrate_req=1 in the node's network namespace: when a stopping agent closes a
+ * listener that shares its port with the next agent (SO_REUSEPORT), the connections in its accept
+ * queue move to the next agent's socket instead of being reset. Without it (kernel < 5.14, or no
+ * CAP_NET_ADMIN) the roll still works, with those few connections refused.
+ */
+async function enableRequestMigration(log: pino.Logger): Promise<void> {
+  try {
+    await writeFile(MIGRATE_REQ, "1\n");
+    log.info({ sysctl: "net.ipv4.tcp_migrate_req", value: 1 }, "sysctl set");
+  } catch (err) {
+    log.warn(
+      { sysctl: "net.ipv4.tcp_migrate_req", err: (err as Error).message },
+      "cannot set sysctl: connections queued on a stopping agent's listeners will be reset",
+    );
+  }
 }
 
 /** `trellis-agent cleanup`: what an uninstall runs on each node after the agent is gone. */
@@ -187,6 +220,8 @@ export async function main(argv: string[]): Promise<void> {
     listenAddress: o.listenAddress,
     debugHeaders: o.debugHeaders,
     drainTimeoutMs: o.drainTimeoutMs,
+    // Shared with the next agent on the node during a rolling update (docs/agent.md, Upgrades).
+    reusePort: true,
     connectTimeoutMs: o.connectTimeoutMs,
     breaker: {
       consecutiveFailures: o.breakerConsecutiveFailures,
@@ -197,19 +232,32 @@ export async function main(argv: string[]): Promise<void> {
     onPortMap: (entries) => log.info({ portMap: entries }, "port map"),
   });
   const captureMetrics = new CaptureMetrics(metrics.registry);
+  const nft = new NftProgram(o.nft);
+  let cniServer: CniServer | null = null;
   const capture = o.capture
     ? new Capture({
         log: log.child({ component: "capture" }),
-        nft: new NftProgram(o.nft),
+        nft,
         metrics: captureMetrics,
         capturedNamespacesFile: o.capturedNamespacesFile,
+        // The CNI socket tells: the newest agent on the node has renamed its own over the path.
+        owner: () => cniServer?.owned() ?? Promise.resolve(true),
       })
     : null;
+  if (capture) await enableRequestMigration(log);
   // Before the first table: a shim's ADD then waits here for it instead of failing.
-  const cniServer = capture ? await startCniServer(capture, o.cniSocket, log, captureMetrics) : null;
-  const admin = await startAdminServer(agent, metrics, o.adminAddress, o.adminPort, {
-    ...(capture ? { "/debug/capture": () => capture.debugState() } : {}),
-  });
+  cniServer = capture ? await startCniServer(capture, o.cniSocket, log, captureMetrics) : null;
+  // Ready once the first table is applied and, with capture, programmed: during a rolling update
+  // the agent this one replaces is stopped only then.
+  let ready = false;
+  const admin = await startAdminServer(
+    agent,
+    metrics,
+    o.adminAddress,
+    o.adminPort,
+    { ...(capture ? { "/debug/capture": () => capture.debugState() } : {}) },
+    () => ready,
+  );
   log.info({ admin: (admin.address() as AddressInfo).port }, "admin server listening");
   const source: TableSource = o.controller
     ? new ControllerTableSource({
@@ -225,24 +273,51 @@ export async function main(argv: string[]): Promise<void> {
         takeStats: () => metrics.backendStats.take(),
       })
     : new FileTableSource({ path: o.tableFile ?? "", log, watch: o.watch });
+  let stopping = false;
+  let adopted = capture === null;
   await source.start(async (t) => {
+    if (!adopted) {
+      adopted = true;
+      // Read right before the first apply, so it includes what the running agent did last.
+      const programmed = await readProgrammedPorts(nft).catch((err: unknown) => {
+        log.warn({ err: (err as Error).message }, "cannot read the programmed service ports");
+        return [];
+      });
+      agent.adoptPorts(programmed);
+      if (programmed.length > 0) log.info({ servicePorts: programmed.length }, "adopted listener ports");
+    }
     const applied = await agent.apply(t);
     await capture?.update(t, agent.portMap());
+    if (!ready && !stopping) {
+      ready = true;
+      // A readiness problem is not the table's: never NACK for it.
+      if (o.readyFile)
+        await writeFile(o.readyFile, `${new Date().toISOString()}\n`).catch((err: unknown) =>
+          log.error({ err: (err as Error).message, file: o.readyFile }, "cannot write the ready file"),
+        );
+      log.info({ version: agent.version }, "ready");
+    }
     return applied;
   });
 
-  let stopping = false;
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, "stopping");
-    await source.stop();
-    // Capture stays programmed: a restarting agent must not let its pods'
-    // traffic bypass the mesh. `trellis-agent cleanup` removes it on uninstall.
-    capture?.close();
-    cniServer?.close();
-    await agent.close();
+    ready = false;
+    const started = performance.now();
+    log.info({ signal, drainMs: o.drainMs }, "stopping");
+    // Whatever hangs, the process is gone before the kubelet's SIGKILL.
+    setTimeout(() => process.exit(0), o.drainMs + 2_000).unref();
+    if (o.readyFile) await rm(o.readyFile, { force: true });
     admin.close();
+    await source.stop();
+    // Capture stays programmed (nft table, captured-namespaces file): a restarting or replaced
+    // agent must not let its pods' traffic bypass the mesh. `trellis-agent cleanup` removes it on
+    // uninstall.
+    capture?.close();
+    await cniServer?.close();
+    await agent.shutdown(o.drainMs);
+    log.info({ signal, drainedMs: Math.round(performance.now() - started) }, "stopped");
     process.exit(0);
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));

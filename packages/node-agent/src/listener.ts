@@ -25,6 +25,8 @@ export interface ListenerOptions {
   keepAliveTimeoutMs: number;
   headersTimeoutMs: number;
   maxHeaderSize: number;
+  /** Bind with SO_REUSEPORT (see Listener.open). */
+  reusePort: boolean;
 }
 
 export type Sniffed = "h1" | "h2" | "tcp" | "more";
@@ -128,7 +130,14 @@ export class Listener implements H1Host {
     server.on("error", (err) => ctx.log.error({ err, listener: key }, "listener error"));
   }
 
-  /** Binds `port` on `address`; rejects with the bind error (EADDRINUSE...) so the caller can try another. */
+  /**
+   * Binds `port` on `address`; rejects with the bind error (EADDRINUSE...) so the caller can try another.
+   * SO_REUSEPORT lets the next agent on the node bind the same ports while this one still serves:
+   * the kernel spreads new connections over both, and once this one closes its socket, connections
+   * still in its accept queue migrate to the other (net.ipv4.tcp_migrate_req, set by the agent).
+   * A socket of another user, or one bound without SO_REUSEPORT, still makes this fail. Off
+   * (exclusive bind) for agents that share a process, as in tests: they would share ports silently.
+   */
   static open(
     ctx: ProxyContext,
     opts: ListenerOptions,
@@ -141,10 +150,13 @@ export class Listener implements H1Host {
       const server = net.createServer({ noDelay: true, pauseOnConnect: false });
       const onError = (err: Error): void => reject(err);
       server.once("error", onError);
-      server.listen({ host: address, port, exclusive: true }, () => {
-        server.off("error", onError);
-        resolve(new Listener(ctx, opts, plan.key, port, server, plan, table));
-      });
+      server.listen(
+        { host: address, port, ...(opts.reusePort ? { reusePort: true } : { exclusive: true }) },
+        () => {
+          server.off("error", onError);
+          resolve(new Listener(ctx, opts, plan.key, port, server, plan, table));
+        },
+      );
     });
   }
 
@@ -237,7 +249,8 @@ export class Listener implements H1Host {
     const idleLimit = Math.ceil(this.#opts.keepAliveTimeoutMs / this.#sweepMs);
     for (const c of this.#h1) {
       if (c.headStart !== -1 && tick - c.headStart >= headLimit) c.headersTimedOut();
-      else if (c.idleSince !== -1 && (this.draining || tick - c.idleSince >= idleLimit)) c.closeIfIdle();
+      // Not sooner while draining: see drain.
+      else if (c.idleSince !== -1 && tick - c.idleSince >= idleLimit) c.closeIfIdle();
     }
   }
 
@@ -282,8 +295,15 @@ export class Listener implements H1Host {
     this.draining = true;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        for (const s of this.#sockets) s.destroy();
+        // Idle HTTP/1.1 connections get a FIN, the rest is cut; a second later, whatever
+        // has not closed yet.
+        const idle = new Set<net.Socket>();
+        for (const c of this.#h1) if (c.closeIfIdle()) idle.add(c.socket);
+        for (const s of this.#sockets) if (!idle.has(s)) s.destroy();
         for (const s of this.#sessions) s.destroy();
+        setTimeout(() => {
+          for (const s of this.#sockets) s.destroy();
+        }, 1_000).unref();
       }, graceMs);
       timer.unref();
       this.#server.close(() => {
@@ -291,7 +311,11 @@ export class Listener implements H1Host {
         if (this.#sweeper !== null) clearInterval(this.#sweeper);
         resolve();
       });
-      for (const c of this.#h1) c.closeIfIdle();
+      // An idle HTTP/1.1 connection is left open until the deadline: closing it races with a
+      // request the client may be sending on it, which clients do not retry. A connection the
+      // client uses again gets `connection: close` on that response instead, so only those the
+      // client has not used for the whole drain are closed at the deadline, and keep-alive pools
+      // (most recently used first) are least likely to pick exactly those. Envoy drains the same.
       this.#h2?.close(() => {});
       for (const s of this.#sessions) s.close();
     });

@@ -156,7 +156,12 @@ describe.skipIf(!haveHelm)("charts/trellis", () => {
     expect(pod.serviceAccountName).toBe("trellis-agent");
     expect(pod.automountServiceAccountToken).toBe(false);
     expect(pod.tolerations).toEqual([{ operator: "Exists" }]);
-    expect(ds.updateStrategy).toEqual({ type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1 } });
+    // Surge roll: the new agent is Ready beside the old one before the old one stops.
+    expect(ds.updateStrategy).toEqual({
+      type: "RollingUpdate",
+      rollingUpdate: { maxSurge: 1, maxUnavailable: 0 },
+    });
+    expect(pod.terminationGracePeriodSeconds).toBe(15);
     const agent = pod.containers[0]!;
     expect(agent.image).toBe("trellis.local/agent:0.1.0");
     expect(agent.securityContext?.privileged).toBeUndefined();
@@ -164,10 +169,23 @@ describe.skipIf(!haveHelm)("charts/trellis", () => {
     expect(agent.args).toContain("--capture");
     expect(agent.args).toContain("--server-name=trellis-controller.trellis-system.svc");
     expect(agent.args).not.toContain("--debug-headers");
-    expect(agent.readinessProbe?.httpGet).toEqual({ path: "/readyz", port: 15090 });
-    expect((agent.volumeMounts ?? []).map((m) => m.mountPath).sort()).toEqual(
-      ["/var/lib/trellis", "/var/run/secrets/trellis", "/var/run/trellis", "/var/run/trellis/ca"].sort(),
+    expect(agent.args).toEqual(
+      expect.arrayContaining(["--drain-ms=10000", "--ready-file=/run/trellis-agent/ready"]),
     );
+    // Both agents of a roll share the node's ports: no host port (it would block the surge pod),
+    // and readiness from a pod-private file rather than the shared admin port.
+    expect(agent.ports).toBeUndefined();
+    expect(agent.readinessProbe?.exec?.command).toEqual(["test", "-e", "/run/trellis-agent/ready"]);
+    expect((agent.volumeMounts ?? []).map((m) => m.mountPath).sort()).toEqual(
+      [
+        "/run/trellis-agent",
+        "/var/lib/trellis",
+        "/var/run/secrets/trellis",
+        "/var/run/trellis",
+        "/var/run/trellis/ca",
+      ].sort(),
+    );
+    expect(pod.volumes?.find((v) => v.name === "pod-run")?.emptyDir).toBeDefined();
     const vol = (name: string) => pod.volumes?.find((v) => v.name === name);
     expect(vol("ca")?.configMap?.name).toBe("trellis-ca-bundle");
     expect(vol("token")?.projected?.sources?.[0]?.serviceAccountToken?.audience).toBe("trellis");
@@ -287,6 +305,18 @@ describe.skipIf(!haveHelm)("charts/trellis", () => {
     expect(pod.tolerations).toBeUndefined();
     expect(pod.volumes?.find((v) => v.name === "cni-bin")?.hostPath?.path).toBe("/usr/libexec/cni");
     expect(agent.env?.find((e) => e.name === "TRELLIS_CONTROLLER_ADDRESS")?.value).toBe("10.0.0.1:9443");
+  });
+
+  it("takes the agents' drain and roll settings, and refuses a drain as long as the grace period", () => {
+    const o = template([
+      "--set",
+      "agent.drainMs=25000,agent.terminationGracePeriodSeconds=30,agent.updateStrategy.maxSurge=0,agent.updateStrategy.maxUnavailable=1",
+    ]);
+    const ds = find<V1DaemonSet>(o, "DaemonSet", "trellis-agent").spec!;
+    expect(ds.updateStrategy?.rollingUpdate).toEqual({ maxSurge: 0, maxUnavailable: 1 });
+    expect(ds.template.spec?.terminationGracePeriodSeconds).toBe(30);
+    expect(ds.template.spec?.containers[0]?.args).toContain("--drain-ms=25000");
+    expect(() => template(["--set", "agent.drainMs=15000"])).toThrow(/drainMs must be below/);
   });
 
   it("carries Trellis's own CRDs in crds/ (installed by helm install, not templated)", () => {

@@ -4,6 +4,7 @@
 import type { Command } from "commander";
 import { Option } from "commander";
 import type { AgentStatusRow } from "../distribute/agent-status.ts";
+import { kubeErrorMessage as message, readAgentRows } from "./agent-rows.ts";
 import {
   type AgentPodFact,
   CAPTURE_LABEL,
@@ -13,7 +14,6 @@ import {
   type CrdFact,
   evaluateCheck,
   formatCheck,
-  mergeAgentRows,
   ROUTE_CRDS,
 } from "./check.ts";
 
@@ -22,14 +22,6 @@ interface CheckOptions {
   controller?: string;
   kubeconfig?: string;
   output: string;
-}
-
-function message(err: unknown): string {
-  if (err && typeof err === "object" && "code" in err && "body" in err) {
-    const body = String((err as { body: unknown }).body).slice(0, 200);
-    return `HTTP ${String((err as { code: unknown }).code)}: ${body}`;
-  }
-  return err instanceof Error ? err.message : String(err);
 }
 
 function isNotFound(err: unknown): boolean {
@@ -80,39 +72,7 @@ export async function gatherCheckInput(o: CheckOptions): Promise<CheckInput> {
 
   let agents: AgentStatusRow[] | { error: string };
   try {
-    if (o.controller) {
-      const res = await fetch(new URL("/debug/agents", o.controller), { signal: AbortSignal.timeout(5000) });
-      if (!res.ok) throw new Error(`HTTP ${res.status} from ${o.controller}`);
-      agents = (await res.json()) as AgentStatusRow[];
-    } else {
-      // Every replica through the API server's pod proxy (no port-forward): each knows only
-      // the agents connected to it.
-      const pods = (
-        await core.listNamespacedPod({
-          namespace: ns,
-          labelSelector: "app.kubernetes.io/component=controller",
-        })
-      ).items.filter(
-        (p) =>
-          p.status?.phase === "Running" &&
-          p.status.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
-      );
-      if (pods.length === 0) throw new Error("no ready controller pod");
-      const perReplica = await Promise.all(
-        pods.map(async (p) => {
-          const port =
-            p.spec?.containers.flatMap((c) => c.ports ?? []).find((x) => x.name === "http-admin")
-              ?.containerPort ?? 9090;
-          const body: unknown = await core.connectGetNamespacedPodProxyWithPath({
-            name: `${p.metadata?.name ?? ""}:${port}`,
-            namespace: ns,
-            path: "debug/agents",
-          });
-          return (typeof body === "string" ? JSON.parse(body) : body) as AgentStatusRow[];
-        }),
-      );
-      agents = mergeAgentRows(perReplica);
-    }
+    agents = await readAgentRows(o, core);
   } catch (err) {
     agents = { error: message(err) };
   }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { AgentStatusRow } from "../distribute/agent-status.ts";
-import { type CheckInput, evaluateCheck, formatCheck, mergeAgentRows, ROUTE_CRDS } from "./check.ts";
+import { mergeAgentRows } from "./agent-rows.ts";
+import { type CheckInput, evaluateCheck, formatCheck, ROUTE_CRDS } from "./check.ts";
 
 const row = (node: string, over: Partial<AgentStatusRow> = {}): AgentStatusRow => ({
   node,

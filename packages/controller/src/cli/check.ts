@@ -82,21 +82,6 @@ export interface CheckResult {
   findings: Finding[];
 }
 
-/**
- * One row per node from the /debug/agents of every controller replica. Each replica knows only
- * the agents connected to it (and versions with its own epoch), so a node's row comes from the
- * replica its agent is connected to, else from any replica (disconnected).
- */
-export function mergeAgentRows(perReplica: readonly (readonly AgentStatusRow[])[]): AgentStatusRow[] {
-  const byNode = new Map<string, AgentStatusRow>();
-  for (const rows of perReplica)
-    for (const r of rows) {
-      const seen = byNode.get(r.node);
-      if (!seen || (!seen.connected && r.connected)) byNode.set(r.node, r);
-    }
-  return [...byNode.values()].sort((a, b) => a.node.localeCompare(b.node));
-}
-
 export function evaluateCheck(input: CheckInput): CheckResult {
   const findings: Finding[] = [];
   const ns = input.namespace;

@@ -4,10 +4,12 @@
 // `trellis explain` which route, rule and backends would serve one request;
 // `trellis status` each node's table version and last NACK; `trellis backends`
 // the per-backend traffic the agents report. All ask the controller's admin
-// endpoint (--controller).
+// endpoint (--controller); status and check default to every replica through
+// the API server instead, since each replica knows only its own agents.
 import { Command, Option } from "commander";
 import type { AgentStatusRow } from "../distribute/agent-status.ts";
 import type { BackendStatsReport, LatencyBound } from "../distribute/backend-stats-window.ts";
+import { kubeErrorMessage, readAgentRows } from "./agent-rows.ts";
 import { registerCanaryCommands } from "./canary.ts";
 import { registerCheckCommand } from "./check-command.ts";
 
@@ -115,34 +117,51 @@ async function readJson<T>(controller: string, path: string, what: string): Prom
 
 program
   .command("status")
-  .description("per node: the table version the controller wants, what the agent applied, lag and last NACK")
-  .addOption(
-    new Option("--controller <url>", "controller admin URL")
-      .env("TRELLIS_CONTROLLER")
-      .default("http://127.0.0.1:9090"),
+  .description(
+    "per node: the table version the controller wants, what the agent applied, lag and last NACK (from every controller replica)",
   )
+  .option("-n, --namespace <ns>", "namespace Trellis is installed in", "trellis-system")
+  .addOption(
+    new Option(
+      "--controller <url>",
+      "one controller's admin URL (default: every replica through the API server's pod proxy; one replica knows only the agents connected to it)",
+    ).env("TRELLIS_CONTROLLER"),
+  )
+  .addOption(new Option("--kubeconfig <path>", "kubeconfig file (default: as kubectl finds it)"))
   .addOption(new Option("-o, --output <format>", "table or json").choices(["table", "json"]).default("table"))
-  .action(async (o: { controller: string; output: string }) => {
-    if (o.output === "json") return show(o.controller, "/debug/agents");
-    const rows = await readJson<AgentStatusRow[]>(o.controller, "/debug/agents", "agent status");
-    if (rows === undefined) return;
-    const lines = [["NODE", "DESIRED", "APPLIED", "AGENT", "LAG", "LAST NACK"]];
-    for (const r of rows) {
-      lines.push([
-        r.node,
-        r.desired,
-        r.applied,
-        r.connected ? `connected (${r.pod})` : "disconnected",
-        r.lagMs ? `${(r.lagMs / 1000).toFixed(1)}s` : "-",
-        r.lastNack
-          ? `${r.lastNack.version}: ${r.lastNack.reason} (${Math.round(r.lastNack.ageMs / 1000)}s ago)`
-          : "-",
-      ]);
+  .action(async (o: { namespace: string; controller?: string; kubeconfig?: string; output: string }) => {
+    let rows: AgentStatusRow[];
+    try {
+      rows = await readAgentRows(o);
+    } catch (err) {
+      process.stderr.write(
+        `cannot read agent status (${kubeErrorMessage(err)}); check KUBECONFIG / --kubeconfig, or set --controller or TRELLIS_CONTROLLER\n`,
+      );
+      process.exitCode = 1;
+      return;
     }
-    process.stdout.write(`${formatTable(lines)}\n`);
+    if (o.output === "json") process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+    else process.stdout.write(`${formatStatus(rows)}\n`);
     // Non-zero when any node is not serving the desired table, so scripts can wait on it.
     if (rows.some((r) => r.desired !== r.applied)) process.exitCode = 3;
   });
+
+function formatStatus(rows: readonly AgentStatusRow[]): string {
+  const lines = [["NODE", "DESIRED", "APPLIED", "AGENT", "LAG", "LAST NACK"]];
+  for (const r of rows) {
+    lines.push([
+      r.node,
+      r.desired,
+      r.applied,
+      r.connected ? `connected (${r.pod})` : "disconnected",
+      r.lagMs ? `${(r.lagMs / 1000).toFixed(1)}s` : "-",
+      r.lastNack
+        ? `${r.lastNack.version}: ${r.lastNack.reason} (${Math.round(r.lastNack.ageMs / 1000)}s ago)`
+        : "-",
+    ]);
+  }
+  return formatTable(lines);
+}
 
 program
   .command("backends")

@@ -11,7 +11,7 @@ import type { CniRequest } from "@trellis/api/cni";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Capture } from "./capture.ts";
-import { startCniServer } from "./cni-server.ts";
+import { type CniServer, startCniServer } from "./cni-server.ts";
 import { NftProgram } from "./nft.ts";
 
 const haveRoot = process.getuid?.() === 0;
@@ -77,7 +77,7 @@ function cni(req: Partial<CniRequest>): Promise<{ status: number; body: Record<s
 
 describe.skipIf(!haveRoot || !haveNft)("capture with real nftables", () => {
   let capture: Capture;
-  let server: http.Server;
+  let server: CniServer;
 
   beforeAll(async () => {
     execFileSync("ip", ["netns", "add", ns]);
@@ -92,7 +92,7 @@ describe.skipIf(!haveRoot || !haveNft)("capture with real nftables", () => {
 
   afterAll(async () => {
     capture?.close();
-    await new Promise((r) => server?.close(r));
+    await server?.close();
     execFileSync("ip", ["netns", "del", ns]);
     rmSync(dir, { recursive: true, force: true });
   });

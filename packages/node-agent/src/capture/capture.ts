@@ -1,6 +1,7 @@
 // Capture on this node: keeps the kernel's nftables state equal to the plan
 // computed from the applied table, the agent's listeners and what the CNI
 // shim reported, and answers the shim once a new pod's capture is programmed.
+import { randomUUID } from "node:crypto";
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { NodeTable } from "@trellis/api";
@@ -22,6 +23,12 @@ export interface CaptureOptions {
   podWaitMs?: number;
   /** Delay before re-trying a failed nft transaction. */
   retryMs?: number;
+  /**
+   * Whether this agent still owns the node's capture. During a rolling update the new agent
+   * takes over; the old one then stops writing nft, so a table change both apply while they
+   * overlap cannot leave the kernel with the old one's port choices. Omitted: always.
+   */
+  owner?: () => Promise<boolean>;
 }
 
 /** A CNI request the agent answers with an error the shim reports (and the runtime retries). */
@@ -39,8 +46,9 @@ interface TableView {
 }
 
 export class Capture {
-  readonly #o: Required<Omit<CaptureOptions, "metrics" | "capturedNamespacesFile">> &
-    Pick<CaptureOptions, "metrics" | "capturedNamespacesFile">;
+  readonly #o: Required<Omit<CaptureOptions, "metrics" | "capturedNamespacesFile" | "owner">> &
+    Pick<CaptureOptions, "metrics" | "capturedNamespacesFile" | "owner">;
+  #superseded = false;
   #table: TableView | null = null;
   #servicePorts: CaptureState["servicePorts"] = [];
   readonly #cniPods = new Map<string, CniPod>();
@@ -179,6 +187,12 @@ export class Capture {
 
   async #program(): Promise<void> {
     if (this.#table === null || this.#closed) return;
+    if (this.#superseded || (this.#o.owner && !(await this.#o.owner()))) {
+      if (!this.#superseded)
+        this.#o.log.info("a newer agent owns this node's capture: no longer programming nft");
+      this.#superseded = true;
+      return;
+    }
     const state = capturePlan({
       localPods: this.#table.localPods,
       capturedNamespaces: this.#table.capturedNamespaces,
@@ -221,7 +235,8 @@ export class Capture {
     if (!file || key === this.#namespacesWritten) return;
     const body: CapturedNamespacesFile = { namespaces: list, updatedAt: new Date().toISOString() };
     await mkdir(dirname(file), { recursive: true });
-    const tmp = `${file}.${process.pid}.tmp`;
+    // Not the pid: two agents of a rolling update may both be pid 1 in their own pid namespaces.
+    const tmp = `${file}.${randomUUID()}.tmp`;
     await writeFile(tmp, `${JSON.stringify(body)}\n`, { mode: 0o644 });
     await rename(tmp, file);
     this.#namespacesWritten = key;

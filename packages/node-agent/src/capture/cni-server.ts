@@ -1,6 +1,7 @@
 // The agent's end of the CNI shim contract (@trellis/api/cni): HTTP on a unix
 // socket only root on the node can open.
-import { chmod, mkdir, rm } from "node:fs/promises";
+import { randomUUID } from "node:crypto";
+import { chmod, mkdir, rename, rm, stat } from "node:fs/promises";
 import http from "node:http";
 import { dirname } from "node:path";
 import {
@@ -15,12 +16,26 @@ import type { CaptureMetrics } from "./capture-metrics.ts";
 
 const MAX_BODY_BYTES = 64 * 1024;
 
+export interface CniServer {
+  readonly server: http.Server;
+  /**
+   * Stops serving. The socket path is removed only while it is still this server's: during a
+   * rolling update the next agent has already renamed its own socket over it.
+   */
+  close(): Promise<void>;
+  /**
+   * False once another agent has renamed its socket over the path: a newer agent on this node
+   * (rolling update) owns the node's capture now. A missing path does not count.
+   */
+  owned(): Promise<boolean>;
+}
+
 export async function startCniServer(
   capture: Capture,
   socketPath: string,
   log: Logger,
   metrics?: CaptureMetrics,
-): Promise<http.Server> {
+): Promise<CniServer> {
   const server = http.createServer((req, res) => {
     const started = performance.now();
     const reply = (status: number, body: object) => {
@@ -78,16 +93,35 @@ export async function startCniServer(
     });
   });
   await mkdir(dirname(socketPath), { recursive: true });
-  // A socket file left by an earlier agent would make listen fail with EADDRINUSE.
-  await rm(socketPath, { force: true });
+  // Bound under a private name, then renamed over the path: the shim always finds a socket that
+  // answers, either the previous agent's or this one's, never a missing or refusing one. Node
+  // unlinks a unix socket's bind path on close, so the old agent's close removes only its own
+  // private name, not this socket.
+  const bound = `${socketPath}.${randomUUID()}.tmp`;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(socketPath, () => {
+    server.listen(bound, () => {
       server.off("error", reject);
       resolve();
     });
   });
-  await chmod(socketPath, 0o600);
+  await chmod(bound, 0o600);
+  const { ino } = await stat(bound);
+  await rename(bound, socketPath);
   log.info({ socket: socketPath }, "cni socket listening");
-  return server;
+  return {
+    server,
+    close: async () => {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      const now = await stat(socketPath).catch(() => null);
+      // Between the check and the unlink a new agent could rename its socket over the path; that
+      // needs it to start within the same instant, which a surge roll never does (the new agent
+      // is Ready before the old one is told to stop).
+      if (now?.ino === ino) await rm(socketPath, { force: true });
+    },
+    owned: async () => {
+      const now = await stat(socketPath).catch(() => null);
+      return now === null || now.ino === ino;
+    },
+  };
 }

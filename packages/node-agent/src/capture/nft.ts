@@ -34,11 +34,11 @@ export class NftProgram {
     });
   }
 
-  /** The agent's IPv4 table as `nft -j` prints it, or null when there is none. */
-  list(): Promise<unknown> {
+  /** The agent's table of `family` as `nft -j` prints it, or null when there is none. */
+  list(family: "ip" | "ip6" = "ip"): Promise<unknown> {
     return this.#serial(async () => {
       try {
-        return JSON.parse(await this.#run(["-j", "list", "table", "ip", NFT_TABLE], "")) as unknown;
+        return JSON.parse(await this.#run(["-j", "list", "table", family, NFT_TABLE], "")) as unknown;
       } catch (err) {
         if (err instanceof NftError && /No such file or directory/.test(err.message)) return null;
         throw err;
