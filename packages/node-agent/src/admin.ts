@@ -1,8 +1,9 @@
 // The agent's admin port: Prometheus metrics, health, and the port map for debugging.
 
-import http from "node:http";
+import type http from "node:http";
 import type { Agent } from "./agent.ts";
 import type { AgentMetrics } from "./metrics.ts";
+import { http as nodeHttp } from "./node-http.ts";
 
 export function startAdminServer(
   agent: Agent,
@@ -14,7 +15,7 @@ export function startAdminServer(
   /** /readyz; default: a table is applied. */
   ready: () => boolean = () => agent.version !== null,
 ): Promise<http.Server> {
-  const server = http.createServer((req, res) => {
+  const server = nodeHttp.createServer((req, res) => {
     const url = req.url ?? "/";
     if (url === "/metrics") {
       metrics.registry.metrics().then(

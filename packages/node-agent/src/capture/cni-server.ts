@@ -2,7 +2,7 @@
 // socket only root on the node can open.
 import { randomUUID } from "node:crypto";
 import { chmod, mkdir, rename, rm, stat } from "node:fs/promises";
-import http from "node:http";
+import type http from "node:http";
 import { dirname } from "node:path";
 import {
   CNI_REQUEST_PATH,
@@ -11,6 +11,7 @@ import {
   cniRequestProblem,
 } from "@trellis/api/cni";
 import type { Logger } from "pino";
+import { http as nodeHttp } from "../node-http.ts";
 import { type Capture, CniRefusal } from "./capture.ts";
 import type { CaptureMetrics } from "./capture-metrics.ts";
 
@@ -36,7 +37,7 @@ export async function startCniServer(
   log: Logger,
   metrics?: CaptureMetrics,
 ): Promise<CniServer> {
-  const server = http.createServer((req, res) => {
+  const server = nodeHttp.createServer((req, res) => {
     const started = performance.now();
     const reply = (status: number, body: object) => {
       res.writeHead(status, { "content-type": "application/json" });

@@ -5,9 +5,9 @@
 // Transfer-Encoding conflicts and data after Connection: close before the
 // router sees anything.
 
-import { STATUS_CODES } from "node:http";
 import type net from "node:net";
 import { Readable } from "node:stream";
+import { http } from "../node-http.ts";
 import type { DirectAnswer } from "../table/compile.ts";
 import type { Exchange, ProxyContext } from "./exchange.ts";
 import {
@@ -50,6 +50,8 @@ export function parseTarget(url: string): { path: string; query: string; authori
   if (m === null) return null;
   return { path: m[2] === "" ? "/" : (m[2] as string), query: m[3] ?? "", authority: m[1] as string };
 }
+
+const { STATUS_CODES } = http;
 
 const ERROR_STATUS: Record<string, string> = {
   HPE_HEADER_OVERFLOW: "431 Request Header Fields Too Large",

@@ -4,6 +4,7 @@
 // Sessions are replaced when they close, error or receive GOAWAY.
 
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
+import net from "node:net";
 import type { Readable } from "node:stream";
 import type { EndpointState } from "../endpoints/backend.ts";
 import type { Attempt, AttemptOwner, UpstreamRequest } from "./attempt.ts";
@@ -76,7 +77,8 @@ export class H2Pools {
     this.#opts = opts;
   }
 
-  get(address: string): SessionEntry {
+  get(ep: EndpointState): SessionEntry {
+    const address = ep.address;
     let entries = this.#origins.get(address);
     if (entries === undefined) {
       entries = [];
@@ -96,11 +98,14 @@ export class H2Pools {
     ) {
       return best;
     }
-    return this.#open(address, entries);
+    return this.#open(address, entries, ep.ip, ep.port);
   }
 
-  #open(address: string, entries: SessionEntry[]): SessionEntry {
+  #open(address: string, entries: SessionEntry[], host: string, port: number): SessionEntry {
     const session = http2.connect(`http://${address}`, {
+      // node:http2 leaves Nagle on for the sockets it opens itself: a unary call's HEADERS and
+      // DATA frames, written separately, then wait for the peer's delayed ACK (tens of ms).
+      createConnection: () => net.connect({ host, port, noDelay: true }),
       maxSessionMemory: 64,
       settings: { initialWindowSize: 1 << 20, enablePush: false },
       peerMaxConcurrentStreams: 1000,
@@ -174,7 +179,7 @@ export class H2Attempt implements Attempt {
   }
 
   start(req: UpstreamRequest): void {
-    const entry = this.#pools.get(this.endpoint.address);
+    const entry = this.#pools.get(this.endpoint);
     const headers: Record<string, string | string[] | number> = {
       ":method": req.method,
       ":path": req.path,
