@@ -12,12 +12,13 @@ import { kubectl, paths } from "../cluster/box.ts";
 import { nodeLayout, TRELLIS_ROOT } from "../cluster/layout.ts";
 import { eventually } from "../support/eventually.ts";
 import {
+  type Cell,
   deployFaces,
   FACES_NAMESPACE,
   FACES_ROUTES_DIR,
+  fetchCell,
   fetchGrid,
   guiAddress,
-  isCenter,
 } from "../support/faces-cluster.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -161,31 +162,6 @@ function newestPod(app: string): string {
     "-o",
     "jsonpath={.items[-1:].metadata.name}",
   ]).trim();
-}
-
-/** One cell as the page asks for it, with face's own account of what failed. */
-async function cellWithErrors(
-  gui: string,
-  row: number,
-  col: number,
-): Promise<{ status: number; smiley: string; color: string; errors: string }> {
-  try {
-    const kind = isCenter(row, col) ? "center" : "edge";
-    const res = await fetch(`${gui}/face/${kind}/?row=${row}&col=${col}`, {
-      signal: AbortSignal.timeout(10_000),
-    });
-    const text = await res.text();
-    if (res.status !== 200) return { status: res.status, smiley: "", color: "", errors: text.slice(0, 200) };
-    const body = JSON.parse(text) as { smileyName?: string; colorName?: string; errors?: string[] };
-    return {
-      status: 200,
-      smiley: body.smileyName ?? "",
-      color: body.colorName ?? "",
-      errors: (body.errors ?? []).join(", "),
-    };
-  } catch (err) {
-    return { status: 0, smiley: "", color: "", errors: String(err) };
-  }
 }
 
 let installed = false;
@@ -464,9 +440,11 @@ describe.skipIf(!existsSync(HELM))("helm chart on the cluster-in-a-box", () => {
       for (let i = 0; streaming; i++) {
         const row = i % 4;
         const col = Math.floor(i / 4) % 4;
-        const c = await cellWithErrors(gui, row, col);
+        const c = await fetchCell(gui, row, col).catch(
+          (err: unknown): Cell => ({ status: 0, smiley: "", color: "", errors: String(err) }),
+        );
         const ok = c.status === 200 && c.smiley === "HeartEyes" && c.color !== "grey";
-        cells.push({ at: Date.now(), ok, what: `${c.status} ${c.smiley} ${c.color} ${c.errors}` });
+        cells.push({ at: Date.now(), ok, what: `${c.status} ${c.smiley} ${c.color} ${c.errors ?? ""}` });
       }
     };
     // 8 concurrent clients, about 25 cells/s (smiley and color sleep 0–1500 ms per request).

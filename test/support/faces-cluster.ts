@@ -21,6 +21,8 @@ export interface Cell {
   /** The mesh's route and backend for the smiley call (agents run with --debug-headers). */
   smileyRoute?: string;
   smileyBackend?: string;
+  /** What failed, when anything did: face's own errors, or the start of a non-200 body. */
+  errors?: string;
 }
 
 /** Face's JSON answer (test/faces/lib/face-cell.ts), the parts tests read. */
@@ -28,6 +30,7 @@ interface FaceAnswer {
   smileyName?: string;
   colorName?: string;
   served?: { smiley?: { route?: string; backend?: string } };
+  errors?: string[];
 }
 
 export function faceDeployments(): string[] {
@@ -97,7 +100,7 @@ export async function fetchCell(
     signal: AbortSignal.timeout(timeoutMs),
   });
   const text = await res.text();
-  if (res.status !== 200) return { status: res.status, smiley: "", color: "" };
+  if (res.status !== 200) return { status: res.status, smiley: "", color: "", errors: text.slice(0, 200) };
   const body = JSON.parse(text) as FaceAnswer;
   return {
     status: res.status,
@@ -105,6 +108,7 @@ export async function fetchCell(
     color: body.colorName ?? "",
     smileyRoute: body.served?.smiley?.route,
     smileyBackend: body.served?.smiley?.backend,
+    errors: body.errors?.length ? body.errors.join(", ") : undefined,
   };
 }
 

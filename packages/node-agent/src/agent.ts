@@ -89,6 +89,8 @@ export class Agent {
   readonly #draining = new Set<Listener>();
   /** "serviceIp|port" → listener port of the agent this one replaces (see adoptPorts). */
   readonly #adopted = new Map<string, number>();
+  /** Every listener port in #adopted: not to be taken for a service port it does not belong to. */
+  readonly #adoptedPorts = new Set<number>();
   #table: CompiledTable | null = null;
   #queue: Promise<unknown> = Promise.resolve();
   #retireTimer: NodeJS.Timeout | null = null;
@@ -248,22 +250,21 @@ export class Agent {
    * Call before the first apply.
    */
   adoptPorts(entries: readonly { serviceIp: string; port: number; listenerPort: number }[]): void {
-    for (const e of entries) this.#adopted.set(`${e.serviceIp}|${e.port}`, e.listenerPort);
+    for (const e of entries) {
+      this.#adopted.set(`${e.serviceIp}|${e.port}`, e.listenerPort);
+      this.#adoptedPorts.add(e.listenerPort);
+    }
   }
 
   async #openListener(plan: PortPlan, table: CompiledTable, used: Set<number>): Promise<Listener> {
-    const own = new Set(plan.clusterIps.map((ip) => `${ip}|${plan.port}`));
-    let mine: number | undefined;
-    const others = new Set<number>();
-    for (const [k, p] of this.#adopted) {
-      if (own.has(k)) mine ??= p;
-      else others.add(p);
-    }
+    const mine = plan.clusterIps
+      .map((ip) => this.#adopted.get(`${ip}|${plan.port}`))
+      .find((p) => p !== undefined);
     const candidates: number[] = [];
     if (mine !== undefined && mine >= table.listenerPortMin && mine <= table.listenerPortMax)
       candidates.push(mine);
     for (let port = table.listenerPortMin; port <= table.listenerPortMax; port++)
-      if (port !== mine && !others.has(port)) candidates.push(port);
+      if (port !== mine && !this.#adoptedPorts.has(port)) candidates.push(port);
     for (const port of candidates) {
       if (used.has(port)) continue;
       try {
