@@ -26,7 +26,7 @@ const { values } = parseArgs({
     // Targets are measured in interleaved rounds and the median kept, so a burst of other load hits all alike.
     rounds: { type: "string", default: "3" },
     quick: { type: "boolean", default: false },
-    // Run the TypeScript sources directly instead of the stripped build (more memory, same code).
+    // Run the TypeScript sources directly instead of the bundle (more memory, same code).
     "from-source": { type: "boolean", default: false },
     out: { type: "string", default: join(here, "results") },
   },
@@ -406,7 +406,7 @@ async function main(): Promise<void> {
     // A small young generation and a bounded old one keep the agent's RSS flat under load (see docs/agent.md).
     "--max-semi-space-size=1",
     "--max-old-space-size=256",
-    fromSource ? join(here, "..", "src", "cli.ts") : join(here, "..", "dist", "agent", "cli.js"),
+    fromSource ? join(here, "..", "src", "cli.ts") : join(here, "..", "dist", "trellis-agent.js"),
     "--table-file",
     tableFile,
     "--listen-address",
@@ -582,7 +582,7 @@ async function main(): Promise<void> {
       workers,
       agent: fromSource
         ? "node --max-semi-space-size=1 --max-old-space-size=256 src/cli.ts (TypeScript stripped at load)"
-        : "node --max-semi-space-size=1 --max-old-space-size=256 dist/agent/cli.js (stripped ahead by scripts/build.ts)",
+        : "node --max-semi-space-size=1 --max-old-space-size=256 dist/trellis-agent.js (bundled by scripts/build.ts)",
       wrk: `wrk -t1 -c${connections} -d${seconds}s (after a 2 s warm-up), median of ${rounds} interleaved rounds`,
       openLoop: `${rate} req/s fixed schedule (bench/openloop.ts), ${durationMs} ms measured per round after a warm-up, median of ${rounds} interleaved rounds`,
       backend: "HTTP: HAProxy 1 thread answering 1 KiB itself; gRPC: node:http2 echo server",
