@@ -9,6 +9,8 @@ echo "== controller: recompute and memory (packages/controller/bench/results/)"
 node packages/controller/bench/run.ts
 echo "== agent: throughput, added latency, memory vs direct and HAProxy (packages/node-agent/bench/results/)"
 node packages/node-agent/bench/run.ts
+echo "== agent with --workers 2 vs HAProxy with 2 threads (packages/node-agent/bench/results/agent-bench-workers-2.*)"
+node packages/node-agent/bench/run.ts --workers 2
 echo "== agent: nftables capture programming (packages/node-agent/bench/results/)"
 node packages/node-agent/bench/capture.ts
 echo "== cni-shim: CNI ADD latency with the shim vs a no-op plugin (packages/cni-shim/bench/results/)"

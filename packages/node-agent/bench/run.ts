@@ -4,7 +4,7 @@
 //
 //   node packages/node-agent/bench/run.ts [--duration-ms 10000] [--workers 1] [--quick]
 //
-// Writes bench/results/agent-bench.json and agent-bench.md.
+// Writes bench/results/agent-bench.json and agent-bench.md (agent-bench-workers-N.* with --workers N > 1).
 
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -619,7 +619,8 @@ async function main(): Promise<void> {
     targets: { throughputVsHaproxy: 0.5, addedP99Ms: 1, rssMb: 80 },
   };
   const out = values.out as string;
-  writeFileSync(join(out, "agent-bench.json"), `${JSON.stringify(results, null, 2)}\n`);
+  const base = workers === 1 ? "agent-bench" : `agent-bench-workers-${workers}`;
+  writeFileSync(join(out, `${base}.json`), `${JSON.stringify(results, null, 2)}\n`);
   const row = (name: string, l: Record<string, number> | undefined) =>
     `| ${name} | ${l?.p50} | ${l?.p90} | ${l?.p99} | ${l?.p999} | ${l?.errors ?? 0} |`;
   const md = [
@@ -629,7 +630,7 @@ async function main(): Promise<void> {
     "",
     `Agent: \`${results.method.agent}\`.`,
     "",
-    "Command: `node packages/node-agent/bench/run.ts` (loopback only; all figures from the same run).",
+    `Command: \`node packages/node-agent/bench/run.ts${workers === 1 ? "" : ` --workers ${workers}`}\` (loopback only; all figures from the same run).`,
     "",
     "## HTTP/1.1, keep-alive, 1 KiB responses",
     "",
@@ -678,7 +679,7 @@ async function main(): Promise<void> {
     `RSS at ${rate} req/s (fresh agent, measured first): HTTP/1.1 **${rssHttp} MB**, gRPC **${rssGrpc} MB** (target ≤ 80 MB). At start ${rssStart} MB; after the saturation runs ${rssAfter} MB (V8 keeps the heap it grew).`,
     "",
   ].join("\n");
-  writeFileSync(join(out, "agent-bench.md"), md);
+  writeFileSync(join(out, `${base}.md`), md);
   process.stdout.write(`${md}\n`);
 }
 

@@ -14,11 +14,13 @@ export function startAdminServer(
   debugPages: Readonly<Record<string, () => object>> = {},
   /** /readyz; default: a table is applied. */
   ready: () => boolean = () => agent.version !== null,
+  /** /metrics text; default: `metrics`' registry (with --workers: every thread's, added up). */
+  metricsText: () => Promise<string> = () => metrics.registry.metrics(),
 ): Promise<http.Server> {
   const server = nodeHttp.createServer((req, res) => {
     const url = req.url ?? "/";
     if (url === "/metrics") {
-      metrics.registry.metrics().then(
+      metricsText().then(
         (text) => {
           res.writeHead(200, { "content-type": metrics.registry.contentType });
           res.end(text);

@@ -39,6 +39,20 @@ export class BackendStatsRecorder {
     (c.latency[i] as number)++;
   }
 
+  /** Adds a window another recorder took (a proxy worker's), bucket for bucket. */
+  add(stats: BackendStats): void {
+    for (const b of stats.backends) {
+      let c = this.#byBackend.get(b.backendId);
+      if (c === undefined) {
+        c = new Counters();
+        this.#byBackend.set(b.backendId, c);
+      }
+      c.requests += b.requests;
+      c.failures += b.failures;
+      for (let i = 0; i < c.latency.length; i++) (c.latency[i] as number) += b.latencyCounts[i] ?? 0;
+    }
+  }
+
   /**
    * The counts since the last call (undefined when no request finished) and a
    * new window. Backends without requests in the window are forgotten, so

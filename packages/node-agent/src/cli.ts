@@ -17,6 +17,7 @@ import { readProgrammedPorts } from "./capture/programmed-ports.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { ControllerTableSource } from "./table/controller-source.ts";
 import { FileTableSource, type TableSource } from "./table/source.ts";
+import { isProxyWorker, ProxyWorkers, runProxyWorker } from "./workers.ts";
 
 const AGENT_VERSION = "0.0.0";
 
@@ -139,6 +140,16 @@ export function buildCommand(): Command {
       "open → half-open (one probe request) after this long",
       int("--breaker-reset-ms"),
       5_000,
+    )
+    .option(
+      "--workers <n>",
+      "proxy threads: each binds every listener with SO_REUSEPORT and the kernel spreads connections over them (each ≈ 10 MB more RSS)",
+      (v: string) => {
+        const n = int("--workers")(v);
+        if (n < 1) throw new InvalidArgumentError("--workers must be at least 1");
+        return n;
+      },
+      1,
     );
 }
 
@@ -169,6 +180,7 @@ interface CliOptions {
   breakerErrorPercentage: number;
   breakerVolume: number;
   breakerResetMs: number;
+  workers: number;
 }
 
 const MIGRATE_REQ = "/proc/sys/net/ipv4/tcp_migrate_req";
@@ -214,14 +226,10 @@ export async function main(argv: string[]): Promise<void> {
   if (o.controller && !o.node) command.error("--controller needs --node (or NODE_NAME)");
   const log = pino({ level: o.logLevel, base: { component: "trellis-agent" } });
   const metrics = new AgentMetrics();
-  const agent = new Agent({
-    logger: log,
-    metrics,
+  const agentOptions = {
     listenAddress: o.listenAddress,
     debugHeaders: o.debugHeaders,
     drainTimeoutMs: o.drainTimeoutMs,
-    // Shared with the next agent on the node during a rolling update (docs/agent.md, Upgrades).
-    reusePort: true,
     connectTimeoutMs: o.connectTimeoutMs,
     breaker: {
       consecutiveFailures: o.breakerConsecutiveFailures,
@@ -229,8 +237,26 @@ export async function main(argv: string[]): Promise<void> {
       volumeThreshold: o.breakerVolume,
       resetTimeoutMs: o.breakerResetMs,
     },
+  };
+  const agent = new Agent({
+    ...agentOptions,
+    logger: log,
+    metrics,
+    // Shared with the next agent on the node during a rolling update (docs/agent.md, Upgrades),
+    // and with this agent's own proxy workers.
+    reusePort: true,
     onPortMap: (entries) => log.info({ portMap: entries }, "port map"),
   });
+  const workers =
+    o.workers > 1
+      ? new ProxyWorkers({
+          count: o.workers - 1,
+          entry: new URL(import.meta.url),
+          data: { logLevel: o.logLevel, statsEveryMs: 1_000, agent: agentOptions },
+          log,
+          onStats: (s) => metrics.backendStats.add(s),
+        })
+      : null;
   const captureMetrics = new CaptureMetrics(metrics.registry);
   const nft = new NftProgram(o.nft);
   let cniServer: CniServer | null = null;
@@ -257,6 +283,7 @@ export async function main(argv: string[]): Promise<void> {
     o.adminPort,
     { ...(capture ? { "/debug/capture": () => capture.debugState() } : {}) },
     () => ready,
+    workers === null ? undefined : () => workers.metrics(metrics),
   );
   log.info({ admin: (admin.address() as AddressInfo).port }, "admin server listening");
   const source: TableSource = o.controller
@@ -287,6 +314,7 @@ export async function main(argv: string[]): Promise<void> {
       if (programmed.length > 0) log.info({ servicePorts: programmed.length }, "adopted listener ports");
     }
     const applied = await agent.apply(t);
+    workers?.apply(t, agent.portMap());
     await capture?.update(t, agent.portMap());
     if (!ready && !stopping) {
       ready = true;
@@ -316,7 +344,7 @@ export async function main(argv: string[]): Promise<void> {
     // uninstall.
     capture?.close();
     await cniServer?.close();
-    await agent.shutdown(o.drainMs);
+    await Promise.all([agent.shutdown(o.drainMs), workers?.shutdown(o.drainMs)]);
     log.info({ signal, drainedMs: Math.round(performance.now() - started) }, "stopped");
     process.exit(0);
   };
@@ -324,7 +352,8 @@ export async function main(argv: string[]): Promise<void> {
   process.on("SIGINT", () => void stop("SIGINT"));
 }
 
-if (import.meta.main) {
+if (isProxyWorker()) runProxyWorker();
+else if (import.meta.main) {
   main(process.argv).catch((err: unknown) => {
     console.error(err);
     process.exit(1);

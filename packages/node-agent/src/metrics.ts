@@ -168,6 +168,8 @@ export class AgentMetrics {
       help: "Number of the applied NodeTable version, labelled by its epoch.",
       labelNames: ["epoch"],
       registers,
+      // With --workers, the main thread's (it applies first and hands the table on).
+      aggregator: "first",
     });
     this.#tableApplies = new Counter({
       name: "trellis_table_applies_total",
@@ -216,6 +218,7 @@ export class AgentMetrics {
       name: "trellis_listeners",
       help: "Listeners open, one per meshed service port.",
       registers,
+      aggregator: "first",
       collect() {
         this.set(self.#sources?.listeners() ?? 0);
       },

@@ -1,0 +1,156 @@
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import http from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { NodeTable, Protocol } from "@trellis/api";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  backend,
+  freePort,
+  type HttpBackend,
+  request,
+  sleep,
+  startHttpBackend,
+  table,
+} from "./testing/loopback.ts";
+
+/** LISTEN sockets on 127.0.0.1:port, from /proc/net/tcp (one per thread that bound it). */
+function listenSockets(port: number): number {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
+  return readFileSync("/proc/net/tcp", "utf8")
+    .split("\n")
+    .filter((l) => {
+      const f = l.trim().split(/\s+/);
+      return f[1] === `0100007F:${hexPort}` && f[3] === "0A";
+    }).length;
+}
+
+/** One request on a connection of its own, so the kernel picks a listening socket for each. */
+function freshGet(port: number, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: "127.0.0.1", port, path, agent: false }, (res) => {
+        res.resume();
+        res.on("end", () => resolve(res.statusCode ?? 0));
+      })
+      .on("error", reject);
+  });
+}
+
+let dir: string;
+let be: HttpBackend;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "trellis-workers-"));
+  be = await startHttpBackend("w");
+});
+
+afterAll(async () => {
+  await be.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function tableWith(services: string[], version: number): string {
+  return JSON.stringify(
+    NodeTable.toJSON(
+      table(
+        {
+          services: services.map((name, i) => ({
+            namespace: "a",
+            name,
+            clusterIps: [`10.0.0.${i + 1}`],
+            ports: [{ port: 80, protocol: Protocol.PROTOCOL_HTTP1, defaultBackendId: `a/${name}:80` }],
+          })),
+          backends: services.map((name) => backend(`a/${name}:80`, [be.port])),
+        },
+        version,
+      ),
+    ),
+  );
+}
+
+describe("trellis-agent --workers", () => {
+  it("serves every listener from each thread, follows table changes and adds the threads' metrics up", async () => {
+    const path = join(dir, "table.json");
+    await writeFile(path, tableWith(["one"], 1));
+    const adminPort = await freePort();
+    const cli = fileURLToPath(new URL("./cli.ts", import.meta.url));
+    const child = spawn(
+      process.execPath,
+      [
+        cli,
+        "--table-file",
+        path,
+        "--no-watch",
+        "--workers",
+        "2",
+        "--listen-address",
+        "127.0.0.1",
+        "--admin-address",
+        "127.0.0.1",
+        "--admin-port",
+        String(adminPort),
+        "--drain-ms",
+        "500",
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    const applied: { worker?: number; version: string }[] = [];
+    child.stdout.setEncoding("utf8");
+    let buf = "";
+    child.stdout.on("data", (d: string) => {
+      buf += d;
+      const lines = buf.split("\n");
+      buf = lines.pop() ?? "";
+      for (const line of lines) {
+        const rec = JSON.parse(line) as { msg: string; worker?: number; version?: string };
+        if (rec.msg === "table applied") applied.push({ worker: rec.worker, version: rec.version ?? "" });
+      }
+    });
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    const portOf = async (service: string): Promise<number | undefined> => {
+      const map = await request(adminPort, { path: "/debug/portmap" }).catch(() => null);
+      if (map?.status !== 200) return undefined;
+      const entries = (JSON.parse(map.body) as { portMap: { service: string; listenerPort: number }[] })
+        .portMap;
+      return entries.find((e) => e.service === service)?.listenerPort;
+    };
+    const until = async (what: string, ok: () => boolean | Promise<boolean>): Promise<void> => {
+      for (let i = 0; i < 200; i++) {
+        if (await ok()) return;
+        await sleep(50);
+      }
+      throw new Error(`timed out waiting for ${what}`);
+    };
+    try {
+      await until("version 1 on both threads", () => applied.filter((a) => a.version === "1/1").length === 2);
+      expect(applied.map((a) => a.worker ?? 0).sort()).toEqual([0, 1]);
+      const one = (await portOf("a/one:80")) as number;
+      expect(listenSockets(one)).toBe(2);
+
+      // 40 connections: both sockets of the SO_REUSEPORT group get some (all on one: p ≈ 2e-12).
+      const codes = await Promise.all(Array.from({ length: 40 }, () => freshGet(one, "/w")));
+      expect(codes.every((c) => c === 200)).toBe(true);
+      // The counts of both threads are in /metrics (the worker's arrive with the scrape).
+      const text = (await request(adminPort, { path: "/metrics" })).body;
+      const total =
+        /trellis_requests_total\{[^}]*destination_service="a\/one:80"[^}]*code="200"[^}]*\} (\d+)/.exec(text);
+      expect(Number(total?.[1])).toBe(40);
+
+      // A new version with a second service: both threads open it on the port the main thread picked.
+      await writeFile(path, tableWith(["one", "two"], 2));
+      child.kill("SIGHUP");
+      await until("version 2 on both threads", () => applied.filter((a) => a.version === "1/2").length === 2);
+      const two = (await portOf("a/two:80")) as number;
+      expect(listenSockets(two)).toBe(2);
+      const codes2 = await Promise.all(Array.from({ length: 40 }, () => freshGet(two, "/w2")));
+      expect(codes2.every((c) => c === 200)).toBe(true);
+    } finally {
+      child.kill("SIGTERM");
+    }
+    expect(await exited).toBe(0);
+  }, 30_000);
+});
