@@ -300,8 +300,11 @@ export class PodWorker {
       return false;
     }
     try {
-      this.#sandbox = await this.#deps.sandboxes.create(this.#pod, this.#deps.services.list());
+      // Cleared before the list is read: a Service that changes while the sandbox is being
+      // created marks the hosts file dirty again instead of being lost (a pod would then never
+      // resolve that Service's name).
       this.#hostsDirty = false;
+      this.#sandbox = await this.#deps.sandboxes.create(this.#pod, this.#deps.services.list());
       this.#sandboxError = undefined;
       this.#sandboxBackoff.reset();
       this.#log.info({ netns: this.#sandbox.netns, podIPs: this.#sandbox.podIPs }, "sandbox ready");

@@ -170,7 +170,7 @@ describe.skipIf(!haveHelm)("charts/trellis", () => {
     expect(agent.args).toContain("--server-name=trellis-controller.trellis-system.svc");
     expect(agent.args).not.toContain("--debug-headers");
     expect(agent.args).toEqual(
-      expect.arrayContaining(["--drain-ms=10000", "--ready-file=/run/trellis-agent/ready"]),
+      expect.arrayContaining(["--drain-ms=10000", "--ready-file=/run/trellis-agent/ready", "--workers=1"]),
     );
     // Both agents of a roll share the node's ports: no host port (it would block the surge pod),
     // and readiness from a pod-private file rather than the shared admin port.
@@ -275,6 +275,7 @@ describe.skipIf(!haveHelm)("charts/trellis", () => {
         "controller.logLevel=debug",
         "controller.podDisruptionBudget.enabled=false",
         "agent.debugHeaders=true",
+        "agent.workers=2",
         "agent.capture=false",
         "agent.listenerPorts=20000-20099",
         "agent.controllerAddress=10.0.0.1:9443",
@@ -298,6 +299,7 @@ describe.skipIf(!haveHelm)("charts/trellis", () => {
     const pod = find<V1DaemonSet>(o, "DaemonSet", "trellis-agent").spec!.template.spec!;
     const agent = pod.containers[0]!;
     expect(agent.args).toContain("--debug-headers");
+    expect(agent.args).toContain("--workers=2");
     expect(agent.args).not.toContain("--capture");
     expect(agent.imagePullPolicy).toBe("Never");
     expect(agent.image).toBe("trellis.local/agent:dev");
