@@ -143,7 +143,7 @@ export function buildCommand(): Command {
     )
     .option(
       "--workers <n>",
-      "proxy threads: each binds every listener with SO_REUSEPORT and the kernel spreads connections over them (each ≈ 10 MB more RSS)",
+      "proxy threads: each binds every listener with SO_REUSEPORT and the kernel spreads connections over them (each extra thread: ≈ 10 MB more RSS idle, ≈ 20 MB under load)",
       (v: string) => {
         const n = int("--workers")(v);
         if (n < 1) throw new InvalidArgumentError("--workers must be at least 1");
