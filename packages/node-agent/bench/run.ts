@@ -15,6 +15,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { MatchType, NodeTable, Protocol, RouteKind } from "@trellis/api";
+import { loopbackAgentArgs } from "../src/testing/loopback.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { values } = parseArgs({
@@ -407,14 +408,7 @@ async function main(): Promise<void> {
     "--max-semi-space-size=1",
     "--max-old-space-size=256",
     fromSource ? join(here, "..", "src", "cli.ts") : join(here, "..", "dist", "trellis-agent.js"),
-    "--table-file",
-    tableFile,
-    "--listen-address",
-    "127.0.0.1",
-    "--admin-address",
-    "127.0.0.1",
-    "--admin-port",
-    String(adminPort),
+    ...loopbackAgentArgs(tableFile, adminPort),
     "--log-level",
     "warn",
   ];

@@ -11,6 +11,8 @@ import {
   backend,
   freePort,
   type HttpBackend,
+  listenerPortOf,
+  loopbackAgentArgs,
   request,
   sleep,
   startHttpBackend,
@@ -80,22 +82,7 @@ describe("trellis-agent --workers", () => {
     const cli = fileURLToPath(new URL("./cli.ts", import.meta.url));
     const child = spawn(
       process.execPath,
-      [
-        cli,
-        "--table-file",
-        path,
-        "--no-watch",
-        "--workers",
-        "2",
-        "--listen-address",
-        "127.0.0.1",
-        "--admin-address",
-        "127.0.0.1",
-        "--admin-port",
-        String(adminPort),
-        "--drain-ms",
-        "500",
-      ],
+      [cli, ...loopbackAgentArgs(path, adminPort), "--no-watch", "--workers", "2", "--drain-ms", "500"],
       { stdio: ["ignore", "pipe", "inherit"] },
     );
     const applied: { worker?: number; version: string }[] = [];
@@ -111,13 +98,6 @@ describe("trellis-agent --workers", () => {
       }
     });
     const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-    const portOf = async (service: string): Promise<number | undefined> => {
-      const map = await request(adminPort, { path: "/debug/portmap" }).catch(() => null);
-      if (map?.status !== 200) return undefined;
-      const entries = (JSON.parse(map.body) as { portMap: { service: string; listenerPort: number }[] })
-        .portMap;
-      return entries.find((e) => e.service === service)?.listenerPort;
-    };
     const until = async (what: string, ok: () => boolean | Promise<boolean>): Promise<void> => {
       for (let i = 0; i < 200; i++) {
         if (await ok()) return;
@@ -128,7 +108,7 @@ describe("trellis-agent --workers", () => {
     try {
       await until("version 1 on both threads", () => applied.filter((a) => a.version === "1/1").length === 2);
       expect(applied.map((a) => a.worker ?? 0).sort()).toEqual([0, 1]);
-      const one = (await portOf("a/one:80")) as number;
+      const one = (await listenerPortOf(adminPort, "a/one:80")) as number;
       expect(listenSockets(one)).toBe(2);
 
       // 40 connections: both sockets of the SO_REUSEPORT group get some (all on one: p ≈ 2e-12).
@@ -144,7 +124,7 @@ describe("trellis-agent --workers", () => {
       await writeFile(path, tableWith(["one", "two"], 2));
       child.kill("SIGHUP");
       await until("version 2 on both threads", () => applied.filter((a) => a.version === "1/2").length === 2);
-      const two = (await portOf("a/two:80")) as number;
+      const two = (await listenerPortOf(adminPort, "a/two:80")) as number;
       expect(listenSockets(two)).toBe(2);
       const codes2 = await Promise.all(Array.from({ length: 40 }, () => freshGet(two, "/w2")));
       expect(codes2.every((c) => c === 200)).toBe(true);

@@ -6,7 +6,16 @@ import { fileURLToPath } from "node:url";
 import { NodeTable, Protocol } from "@trellis/api";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { backend, freePort, request, sleep, startHttpBackend, table } from "../testing/loopback.ts";
+import {
+  backend,
+  freePort,
+  listenerPortOf,
+  loopbackAgentArgs,
+  request,
+  sleep,
+  startHttpBackend,
+  table,
+} from "../testing/loopback.ts";
 import { decodeTable, FileTableSource } from "./source.ts";
 
 let dir: string;
@@ -138,14 +147,7 @@ describe("trellis-agent binary", () => {
       [
         "--jitless",
         join(root, "dist", "trellis-agent.js"),
-        "--table-file",
-        path,
-        "--listen-address",
-        "127.0.0.1",
-        "--admin-address",
-        "127.0.0.1",
-        "--admin-port",
-        String(adminPort),
+        ...loopbackAgentArgs(path, adminPort),
         // The test's keep-alive connection would otherwise hold the exit for the default 10 s.
         "--drain-ms",
         "200",
@@ -156,11 +158,7 @@ describe("trellis-agent binary", () => {
       let listenerPort: number | undefined;
       for (let i = 0; i < 100 && listenerPort === undefined; i++) {
         await sleep(50);
-        const map = await request(adminPort, { path: "/debug/portmap" }).catch(() => null);
-        if (map?.status !== 200) continue;
-        const entries = (JSON.parse(map.body) as { portMap: { service: string; listenerPort: number }[] })
-          .portMap;
-        listenerPort = entries.find((e) => e.service === "a/b:80")?.listenerPort;
+        listenerPort = await listenerPortOf(adminPort, "a/b:80");
       }
       expect(listenerPort).toBeDefined();
       const res = await request(listenerPort as number, { path: "/through-the-bundle" });

@@ -207,6 +207,28 @@ export function testAgent(opts: AgentOptions = {}): Agent {
   });
 }
 
+/** Flags that make a trellis-agent process serve `tableFile` on loopback, admin server on `adminPort`. */
+export function loopbackAgentArgs(tableFile: string, adminPort: number): string[] {
+  return [
+    "--table-file",
+    tableFile,
+    "--listen-address",
+    "127.0.0.1",
+    "--admin-address",
+    "127.0.0.1",
+    "--admin-port",
+    String(adminPort),
+  ];
+}
+
+/** The listener port an agent process has for `service` ("ns/name:port"), read from its admin port. */
+export async function listenerPortOf(adminPort: number, service: string): Promise<number | undefined> {
+  const map = await request(adminPort, { path: "/debug/portmap" }).catch(() => null);
+  if (map?.status !== 200) return undefined;
+  const { portMap } = JSON.parse(map.body) as { portMap: { service: string; listenerPort: number }[] };
+  return portMap.find((e) => e.service === service)?.listenerPort;
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
