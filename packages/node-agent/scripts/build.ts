@@ -9,16 +9,18 @@
 // the source's names. (Renaming identifiers too made RSS 2 MB larger, not smaller, here.)
 //
 //   node packages/node-agent/scripts/build.ts   →   node packages/node-agent/dist/trellis-agent.js ...
+//   node packages/node-agent/scripts/build.ts --outfile <path>   (tests build into their own directory)
 
-import { rmSync } from "node:fs";
-import { dirname, join, relative } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import { build } from "esbuild";
 
 const agentRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
-export const bundlePath = join(agentRoot, "dist", "trellis-agent.js");
-
-rmSync(join(agentRoot, "dist"), { recursive: true, force: true });
+const { values } = parseArgs({
+  options: { outfile: { type: "string", default: join(agentRoot, "dist", "trellis-agent.js") } },
+});
+const bundlePath = resolve(values.outfile as string);
 const result = await build({
   entryPoints: [join(agentRoot, "src", "cli.ts")],
   outfile: bundlePath,

@@ -1,5 +1,4 @@
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import { tmpdir } from "node:os";
@@ -12,23 +11,13 @@ import {
   freePort,
   type HttpBackend,
   listenerPortOf,
+  listenSockets,
   loopbackAgentArgs,
   request,
   sleep,
   startHttpBackend,
   table,
 } from "./testing/loopback.ts";
-
-/** LISTEN sockets on 127.0.0.1:port, from /proc/net/tcp (one per thread that bound it). */
-function listenSockets(port: number): number {
-  const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
-  return readFileSync("/proc/net/tcp", "utf8")
-    .split("\n")
-    .filter((l) => {
-      const f = l.trim().split(/\s+/);
-      return f[1] === `0100007F:${hexPort}` && f[3] === "0A";
-    }).length;
-}
 
 /** One request on a connection of its own, so the kernel picks a listening socket for each. */
 function freshGet(port: number, path: string): Promise<number> {

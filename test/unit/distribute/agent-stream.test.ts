@@ -2,6 +2,7 @@
 // (serveAgentChannel: real grpc-js server with TLS from a CA made here) and the agent's
 // ControllerTableSource (real client). Authentication is the hub's injected
 // function; the TokenReview-backed one is exercised on the cluster.
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -19,12 +20,16 @@ import { type AgentChannel, createCA, type PemPair, serveAgentChannel } from "@t
 import { AgentMetrics, ControllerTableSource } from "@trellis/node-agent";
 import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { buildBundle } from "../../../packages/node-agent/src/testing/bundle.ts";
 import {
   backend,
   closeClientAgents,
   forwardTo,
+  freePort,
   type HttpBackend,
   httpMatch,
+  listenerPortOf,
+  listenSockets,
   table as loopbackTable,
   request,
   startHttpBackend,
@@ -432,4 +437,64 @@ describe("backend stats from agents", () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(ctl.stats.summary("shop/web:80").requests).toBe(30);
   });
+
+  it("the production bundle with --workers 2 streams its table over TLS, proxies on both threads and reports both threads' counts", async () => {
+    const ctl = await startController();
+    running.push(ctl);
+    ctl.tables.set(
+      "n1",
+      loopbackTable({
+        node: "n1",
+        services: [
+          {
+            namespace: "shop",
+            name: "web",
+            clusterIps: ["10.96.7.1"],
+            ports: [{ port: 80, protocol: Protocol.PROTOCOL_HTTP1, defaultBackendId: "shop/web:80" }],
+          },
+        ],
+        backends: [backend("shop/web:80", [ok.port])],
+      }),
+    );
+    const bundle = buildBundle(dir);
+    const adminPort = await freePort();
+    const child = spawn(
+      process.execPath,
+      [
+        bundle,
+        ...["--controller", `127.0.0.1:${ctl.port}`, "--node", "n1", "--server-name", "trellis-controller"],
+        ...["--ca-file", path.join(dir, "ca.pem"), "--token-file", path.join(dir, "token-n1")],
+        ...["--state-dir", dir, "--listen-address", "127.0.0.1", "--admin-address", "127.0.0.1"],
+        ...["--admin-port", String(adminPort), "--workers", "2", "--stats-interval-ms", "200"],
+        ...["--drain-ms", "200", "--log-level", "warn"],
+      ],
+      { stdio: ["ignore", "inherit", "inherit"] },
+    );
+    const exited = new Promise((r) => child.once("exit", r));
+    running.push({
+      stop: async () => {
+        child.kill("SIGTERM");
+        await exited;
+      },
+    });
+    await eventually("ACK", () => expect(ctl.registry.get("n1")?.lastAcked?.number).toBe(1));
+    let port: number | undefined;
+    await eventually("both threads listening", async () => {
+      port = await listenerPortOf(adminPort, "shop/web:80");
+      expect(port).toBeDefined();
+      expect(listenSockets(port as number)).toBe(2);
+    });
+    // A connection each: the kernel spreads them over both threads' sockets.
+    const codes = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        request(port as number, { path: "/", from: "127.0.0.1" }).then((r) => r.status),
+      ),
+    );
+    expect(codes).toEqual(Array(20).fill(200));
+    await eventually(
+      "the controller's window holds every request of both threads",
+      () => expect(ctl.stats.summary("shop/web:80").requests).toBe(20),
+      { timeoutMs: 10_000 },
+    );
+  }, 30_000);
 });

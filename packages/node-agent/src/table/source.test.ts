@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { NodeTable, Protocol } from "@trellis/api";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildBundle } from "../testing/bundle.ts";
 import {
   backend,
   freePort,
@@ -114,11 +115,7 @@ describe("trellis-agent binary", () => {
   }
 
   it("the bundle (scripts/build.ts) loads no TypeScript and proxies a request", async () => {
-    const root = fileURLToPath(new URL("../..", import.meta.url));
-    const build = spawnSync(process.execPath, ["--no-warnings", join(root, "scripts", "build.ts")], {
-      encoding: "utf8",
-    });
-    expect(build.status, build.stderr).toBe(0);
+    const bundle = buildBundle(dir);
     const be = await startHttpBackend("bundled");
     const path = join(dir, "bundle.json");
     await writeFile(
@@ -146,7 +143,7 @@ describe("trellis-agent binary", () => {
       process.execPath,
       [
         "--jitless",
-        join(root, "dist", "trellis-agent.js"),
+        bundle,
         ...loopbackAgentArgs(path, adminPort),
         // The test's keep-alive connection would otherwise hold the exit for the default 10 s.
         "--drain-ms",

@@ -1,6 +1,7 @@
 // Helpers for tests on real loopback sockets: echo backends, table builders,
 // an agent on a private port range, and a client that can pick its source IP.
 
+import { readFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { NodeTable, Protocol } from "@trellis/api";
@@ -227,6 +228,17 @@ export async function listenerPortOf(adminPort: number, service: string): Promis
   if (map?.status !== 200) return undefined;
   const { portMap } = JSON.parse(map.body) as { portMap: { service: string; listenerPort: number }[] };
   return portMap.find((e) => e.service === service)?.listenerPort;
+}
+
+/** LISTEN sockets on 127.0.0.1:port, from /proc/net/tcp (one per thread that bound it). */
+export function listenSockets(port: number): number {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
+  return readFileSync("/proc/net/tcp", "utf8")
+    .split("\n")
+    .filter((l) => {
+      const f = l.trim().split(/\s+/);
+      return f[1] === `0100007F:${hexPort}` && f[3] === "0A";
+    }).length;
 }
 
 export function sleep(ms: number): Promise<void> {
