@@ -168,7 +168,8 @@ export class AgentMetrics {
       help: "Number of the applied NodeTable version, labelled by its epoch.",
       labelNames: ["epoch"],
       registers,
-      // With --workers, the main thread's (it applies first and hands the table on).
+      // With --workers: the main thread's (it applies first and hands the table on; a worker that
+      // disagrees logs it), here and in trellis_table_applies_total and trellis_listeners.
       aggregator: "first",
     });
     this.#tableApplies = new Counter({
@@ -176,6 +177,7 @@ export class AgentMetrics {
       help: "Attempts to apply a NodeTable, by result (ok, rejected).",
       labelNames: ["result"],
       registers,
+      aggregator: "first",
     });
     this.#tcpConnections = new Counter({
       name: "trellis_tcp_connections_total",

@@ -3,8 +3,9 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { NodeTable, Protocol } from "@trellis/api";
+import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   backend,
@@ -18,6 +19,7 @@ import {
   startHttpBackend,
   table,
 } from "./testing/loopback.ts";
+import { ProxyWorkers } from "./workers.ts";
 
 /** One request on a connection of its own, so the kernel picks a listening socket for each. */
 function freshGet(port: number, path: string): Promise<number> {
@@ -122,4 +124,42 @@ describe("trellis-agent --workers", () => {
     }
     expect(await exited).toBe(0);
   }, 30_000);
+});
+
+describe("ProxyWorkers", () => {
+  it("restarts a worker that died and hands it the last table", async () => {
+    // A stand-in worker module: the first one exits before answering, later ones acknowledge.
+    const marker = join(dir, "died-once");
+    const entry = join(dir, "flaky-worker.mjs");
+    await writeFile(
+      entry,
+      `import { existsSync, writeFileSync } from "node:fs";
+import { parentPort } from "node:worker_threads";
+if (!existsSync(${JSON.stringify(marker)})) { writeFileSync(${JSON.stringify(marker)}, ""); process.exit(3); }
+parentPort.on("message", (m) => {
+  if (m.kind === "apply") parentPort.postMessage({ kind: "applied", version: String(m.table.length), mismatched: [] });
+  if (m.kind === "shutdown") process.exit(0);
+});
+`,
+    );
+    const lines: { msg: string; code?: number; version?: string }[] = [];
+    const log = pino({ level: "debug" }, { write: (l: string) => lines.push(JSON.parse(l)) });
+    const workers = new ProxyWorkers({
+      count: 1,
+      entry: pathToFileURL(entry),
+      data: { logLevel: "silent", statsEveryMs: 0, agent: {} },
+      log,
+      onStats: () => {},
+    });
+    const t = NodeTable.fromPartial({ version: { epoch: 1, number: 7 }, node: "n" });
+    workers.apply(t, []);
+    for (let i = 0; i < 100 && !lines.some((l) => l.msg === "proxy worker applied table"); i++)
+      await sleep(50);
+    await workers.shutdown(100);
+    expect(lines.find((l) => l.msg === "proxy worker exited")?.code).toBe(3);
+    // The replacement got the table applied before it existed (encoded length as its "version").
+    expect(lines.find((l) => l.msg === "proxy worker applied table")?.version).toBe(
+      String(NodeTable.encode(t).finish().length),
+    );
+  }, 15_000);
 });

@@ -18,6 +18,8 @@ import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } fro
 import { Agent, type AgentOptions, type PortMapEntry } from "./agent.ts";
 import { AgentMetrics } from "./metrics.ts";
 
+const RESTART_DELAY_MS = 1_000;
+
 /** What a worker is started with (structured-clone safe). */
 export interface ProxyWorkerData {
   trellisProxyWorker: true;
@@ -129,9 +131,12 @@ export class ProxyWorkers {
     worker.on("exit", (code) => {
       if (this.#stopping) return;
       // Its listeners left the SO_REUSEPORT groups with it; the others keep serving meanwhile.
-      this.#o.log.error({ worker: index, code }, "proxy worker exited; starting a new one");
-      const at = this.#slots.indexOf(slot);
-      if (at !== -1) this.#slots[at] = this.#start(index);
+      // The pause keeps a worker that dies on every table from spinning.
+      this.#o.log.error({ worker: index, code, restartInMs: RESTART_DELAY_MS }, "proxy worker exited");
+      setTimeout(() => {
+        const at = this.#slots.indexOf(slot);
+        if (!this.#stopping && at !== -1) this.#slots[at] = this.#start(index);
+      }, RESTART_DELAY_MS).unref();
     });
     if (this.#last !== null) worker.postMessage({ kind: "apply", ...this.#last } satisfies ToWorker);
     return slot;
