@@ -51,6 +51,14 @@ function medianOf(rs: Record<string, number>[]): Record<string, number> {
   return out;
 }
 const children: ChildProcess[] = [];
+/**
+ * glibc settings the agent image sets (images/agent/Dockerfile): the agent is measured as it runs.
+ * They keep the malloc arenas from holding on to the compilers' freed zone memory (docs/agent.md).
+ */
+const AGENT_MALLOC_ENV = { MALLOC_ARENA_MAX: "2", MALLOC_MMAP_THRESHOLD_: "131072" };
+const mallocEnvText = Object.entries(AGENT_MALLOC_ENV)
+  .map(([k, v]) => `${k}=${v}`)
+  .join(" ");
 const dir = mkdtempSync(join(tmpdir(), "trellis-bench-"));
 
 function log(msg: string): void {
@@ -67,8 +75,8 @@ function freePort(): Promise<number> {
   });
 }
 
-function start(cmd: string, args: string[], name: string): ChildProcess {
-  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+function start(cmd: string, args: string[], name: string, env: NodeJS.ProcessEnv = {}): ChildProcess {
+  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
   child.stderr?.on("data", (d: Buffer) => {
     const s = d.toString();
     if (!/NOTICE|haproxy version|path to executable/.test(s)) process.stderr.write(`[${name}] ${s}`);
@@ -413,7 +421,7 @@ async function main(): Promise<void> {
     "warn",
   ];
   if (workers > 1) agentArgs.push("--workers", String(workers));
-  const agent = start(process.execPath, agentArgs, "agent");
+  const agent = start(process.execPath, agentArgs, "agent", AGENT_MALLOC_ENV);
   await waitForPort(adminPort);
   for (let i = 0; i < 100; i++) {
     try {
@@ -575,8 +583,8 @@ async function main(): Promise<void> {
       rounds,
       workers,
       agent: fromSource
-        ? "node --max-semi-space-size=1 --max-old-space-size=256 src/cli.ts (TypeScript stripped at load)"
-        : "node --max-semi-space-size=1 --max-old-space-size=256 dist/trellis-agent.js (bundled by scripts/build.ts)",
+        ? `${mallocEnvText} node --max-semi-space-size=1 --max-old-space-size=256 src/cli.ts (TypeScript stripped at load)`
+        : `${mallocEnvText} node --max-semi-space-size=1 --max-old-space-size=256 dist/trellis-agent.js (bundled by scripts/build.ts)`,
       wrk: `wrk -t1 -c${connections} -d${seconds}s (after a 2 s warm-up), median of ${rounds} interleaved rounds`,
       openLoop: `${rate} req/s fixed schedule (bench/openloop.ts), ${durationMs} ms measured per round after a warm-up, median of ${rounds} interleaved rounds`,
       backend: "HTTP: HAProxy 1 thread answering 1 KiB itself; gRPC: node:http2 echo server",
