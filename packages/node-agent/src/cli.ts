@@ -314,8 +314,9 @@ export async function main(argv: string[]): Promise<void> {
       if (programmed.length > 0) log.info({ servicePorts: programmed.length }, "adopted listener ports");
     }
     const applied = await agent.apply(t);
-    workers?.apply(t, agent.portMap());
-    await capture?.update(t, agent.portMap());
+    const portMap = agent.portMap();
+    workers?.apply(t, portMap);
+    await capture?.update(t, portMap);
     if (!ready && !stopping) {
       ready = true;
       // A readiness problem is not the table's: never NACK for it.

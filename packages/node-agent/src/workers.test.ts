@@ -4,16 +4,16 @@ import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { NodeTable, Protocol } from "@trellis/api";
+import { NodeTable } from "@trellis/api";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  backend,
   freePort,
   type HttpBackend,
   listenerPortOf,
   listenSockets,
   loopbackAgentArgs,
+  plainServices,
   request,
   sleep,
   startHttpBackend,
@@ -47,22 +47,12 @@ afterAll(async () => {
 });
 
 function tableWith(services: string[], version: number): string {
-  return JSON.stringify(
-    NodeTable.toJSON(
-      table(
-        {
-          services: services.map((name, i) => ({
-            namespace: "a",
-            name,
-            clusterIps: [`10.0.0.${i + 1}`],
-            ports: [{ port: 80, protocol: Protocol.PROTOCOL_HTTP1, defaultBackendId: `a/${name}:80` }],
-          })),
-          backends: services.map((name) => backend(`a/${name}:80`, [be.port])),
-        },
-        version,
-      ),
-    ),
-  );
+  const entries = services.map((name, i): [string, string, number[]] => [
+    `a/${name}:80`,
+    `10.0.0.${i + 1}`,
+    [be.port],
+  ]);
+  return JSON.stringify(NodeTable.toJSON(table(plainServices(...entries), version)));
 }
 
 describe("trellis-agent --workers", () => {

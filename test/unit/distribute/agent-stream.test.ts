@@ -31,6 +31,7 @@ import {
   listenerPortOf,
   listenSockets,
   table as loopbackTable,
+  plainServices,
   request,
   startHttpBackend,
   testAgent,
@@ -443,18 +444,7 @@ describe("backend stats from agents", () => {
     running.push(ctl);
     ctl.tables.set(
       "n1",
-      loopbackTable({
-        node: "n1",
-        services: [
-          {
-            namespace: "shop",
-            name: "web",
-            clusterIps: ["10.96.7.1"],
-            ports: [{ port: 80, protocol: Protocol.PROTOCOL_HTTP1, defaultBackendId: "shop/web:80" }],
-          },
-        ],
-        backends: [backend("shop/web:80", [ok.port])],
-      }),
+      loopbackTable({ node: "n1", ...plainServices(["shop/web:80", "10.96.7.1", [ok.port]]) }),
     );
     const bundle = buildBundle(dir);
     const adminPort = await freePort();

@@ -3,15 +3,15 @@ import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { NodeTable, Protocol } from "@trellis/api";
+import { NodeTable } from "@trellis/api";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildBundle } from "../testing/bundle.ts";
 import {
-  backend,
   freePort,
   listenerPortOf,
   loopbackAgentArgs,
+  plainServices,
   request,
   sleep,
   startHttpBackend,
@@ -20,21 +20,9 @@ import {
 import { decodeTable, FileTableSource } from "./source.ts";
 
 let dir: string;
-const sample = (n: number) =>
-  table(
-    {
-      services: [
-        {
-          namespace: "a",
-          name: "b",
-          clusterIps: ["10.0.0.1"],
-          ports: [{ port: 80, protocol: Protocol.PROTOCOL_HTTP1, defaultBackendId: "a/b:80" }],
-        },
-      ],
-      backends: [backend("a/b:80", [8080])],
-    },
-    n,
-  );
+/** Version n of a one-service table whose backend listens on `backendPort`. */
+const sample = (n: number, backendPort = 8080) =>
+  table(plainServices(["a/b:80", "10.0.0.1", [backendPort]]), n);
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "trellis-table-"));
@@ -118,24 +106,7 @@ describe("trellis-agent binary", () => {
     const bundle = buildBundle(dir);
     const be = await startHttpBackend("bundled");
     const path = join(dir, "bundle.json");
-    await writeFile(
-      path,
-      JSON.stringify(
-        NodeTable.toJSON(
-          table({
-            services: [
-              {
-                namespace: "a",
-                name: "b",
-                clusterIps: ["10.0.0.1"],
-                ports: [{ port: 80, protocol: Protocol.PROTOCOL_HTTP1, defaultBackendId: "a/b:80" }],
-              },
-            ],
-            backends: [backend("a/b:80", [be.port])],
-          }),
-        ),
-      ),
-    );
+    await writeFile(path, JSON.stringify(NodeTable.toJSON(sample(1, be.port))));
     const adminPort = await freePort();
     // --jitless turns off WebAssembly, which Node's type stripper needs: a .ts module left
     // outside the bundle would make the agent fail to start.

@@ -177,6 +177,28 @@ export function backend(
   };
 }
 
+/**
+ * HTTP/1.1 service ports with no routes, each sent to its own default backend on loopback:
+ * `[id ("ns/name:port"), cluster IP, endpoint ports]` per entry, to spread into table().
+ */
+export function plainServices(
+  ...entries: [id: string, clusterIp: string, endpointPorts: number[]][]
+): Pick<DeepPartialTable, "services" | "backends"> {
+  return {
+    services: entries.map(([id, clusterIp]) => {
+      const [namespace, rest] = id.split("/") as [string, string];
+      const [name, port] = rest.split(":") as [string, string];
+      return {
+        namespace,
+        name,
+        clusterIps: [clusterIp],
+        ports: [{ port: Number(port), protocol: Protocol.PROTOCOL_HTTP1, defaultBackendId: id }],
+      };
+    }),
+    backends: entries.map(([id, , ports]) => backend(id, ports)),
+  };
+}
+
 export function table(t: DeepPartialTable, version = 1): NodeTable {
   return NodeTable.fromPartial({
     version: { epoch: 1, number: version },
